@@ -1,0 +1,1 @@
+"""Polish text -> speech (eSpeak NG) -> codec tokens + exact per-character durations."""

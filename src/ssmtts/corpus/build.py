@@ -1,0 +1,291 @@
+"""Build, cache and load the corpus: text ids, exact durations and codec tokens.
+
+Layout under `data/build/` (git-ignored, rebuilt by `make data`):
+
+    audio/<key>.wav                 24 kHz mono PCM16, zero-padded to whole 320-sample frames
+    durations/<key>.npy             int16 frames per symbol of [BOS] + text
+    codecs/<codec_id>.pt            fitted offline codebooks (with checksum)
+    codes/<codec_id>/<key>.npy      int16 (8, n_frames)
+    manifest-<codec_id>.json        one entry per utterance with content hashes
+
+`key` hashes everything that determines the audio (normalised text, voice, rate, synth
+version), so editing one sentence re-synthesises only that sentence. Codes are stored per
+codec id; for the offline codec the id hashes the fitted codebooks, which depend on the
+training audio, so a changed training sentence refits the codebooks (and re-encodes), while
+a changed held-out sentence re-encodes only itself.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import zlib
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+from tqdm.auto import tqdm
+
+from . import text as textlib
+from .codec import CodecWeightsMissing, EncodecCodec, MelKMeansCodec, find_encodec_weights
+from .durations import HOP, SAMPLE_RATE, frame_durations, n_frames_for
+from .synth import SYNTH_RATE, synthesize
+
+SYNTH_VERSION = "espeak-ng-events-v1"
+# extra "speakers": eSpeak NG voice variants at different rates (words per minute)
+SPEAKERS = [("pl", 170), ("pl+f3", 160), ("pl+m3", 180), ("pl+f2", 150), ("pl+m2", 190)]
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_TEXT = REPO_ROOT / "data" / "text" / "sentences_pl.txt"
+DEFAULT_BUILD = REPO_ROOT / "data" / "build"
+
+
+class CorruptAudioError(ValueError):
+    pass
+
+
+@dataclass
+class Utterance:
+    """One utterance ready for training. Arrays: text_ids (S,), durations (S,), codes (8, T)."""
+    uid: str
+    text: str
+    speaker: int
+    split: str
+    text_ids: np.ndarray
+    durations: np.ndarray
+    codes: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return self.codes.shape[1]
+
+
+@dataclass
+class Corpus:
+    utterances: list[Utterance]
+    codec_id: str
+    corpus_hash: str
+    build_dir: Path
+
+    def split(self, name: str) -> list[Utterance]:
+        return [u for u in self.utterances if u.split == name]
+
+    def stats(self):
+        """Table of utterances, hours, frames and symbols per split (pandas DataFrame)."""
+        import pandas as pd
+        rows = []
+        for name in ("train", "val", "test"):
+            us = self.split(name)
+            frames = sum(u.n_frames for u in us)
+            rows.append({"split": name, "utterances": len(us), "hours": frames / 75 / 3600,
+                         "frames": frames, "symbols": sum(len(u.text_ids) for u in us),
+                         "speakers": len({u.speaker for u in us})})
+        return pd.DataFrame(rows)
+
+    def unique_codes_per_codebook(self, split: str = "val") -> list[int]:
+        codes = np.concatenate([u.codes for u in self.split(split)], axis=1)
+        return [len(np.unique(c)) for c in codes]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def split_of(text: str, val_pct: int = 5, test_pct: int = 5) -> str:
+    """Fixed split by utterance text: stable when sentences are added or removed."""
+    bucket = zlib.crc32(text.encode("utf-8")) % 100
+    return "val" if bucket < val_pct else "test" if bucket < val_pct + test_pct else "train"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """Any soundfile-readable file -> float32 mono at 24 kHz; a clear error if unreadable."""
+    try:
+        wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:
+        raise CorruptAudioError(f"cannot read audio {path}: {e}") from e
+    if wav.shape[0] == 0:
+        raise CorruptAudioError(f"audio {path} is empty")
+    wav = wav.mean(axis=1)
+    if not np.isfinite(wav).all():
+        raise CorruptAudioError(f"audio {path} contains NaN or inf samples")
+    return soxr.resample(wav, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else wav
+
+
+def _pad_to_frames(wav: np.ndarray) -> np.ndarray:
+    return np.pad(wav, (0, n_frames_for(len(wav)) * HOP - len(wav)))
+
+
+def synthesize_utterance(text: str, voice: str, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Text -> (24 kHz float32 wav padded to whole frames, exact durations of [BOS] + text)."""
+    s = synthesize(text, voice, rate)
+    wav = soxr.resample(s.audio.astype(np.float32) / 32768.0, SYNTH_RATE, SAMPLE_RATE).astype(np.float32)
+    durations = frame_durations(text, s, len(wav))
+    return _pad_to_frames(wav), durations
+
+
+def user_durations(text: str, n_samples_24k: int) -> np.ndarray:
+    """Fallback durations for recorded speech without synthesiser events.
+
+    eSpeak NG speaks the same text; its exact per-symbol durations are rescaled to the
+    recording's length (boundaries stretched linearly, then rounded to frames), so they sum
+    to the recording's frame count. An approximation, recorded as `durations=espeak-scaled`.
+    """
+    s = synthesize(text)
+    ref = frame_durations(text, s, round(len(s.audio) * SAMPLE_RATE / SYNTH_RATE)).astype(np.float64)
+    total = n_frames_for(n_samples_24k)
+    bounds = np.round(np.concatenate([[0], np.cumsum(ref)]) * total / ref.sum()).astype(np.int64)
+    return np.diff(bounds).astype(np.int16)
+
+
+@dataclass
+class Source:
+    """What defines one utterance before it is built."""
+    uid: str
+    text: str
+    voice: str
+    rate: int
+    wav_path: str = ""   # a user's recording; empty for synthesised speech
+
+    @property
+    def key(self) -> str:
+        origin = self.wav_path and _sha(Path(self.wav_path).read_bytes())
+        return _sha(f"{SYNTH_VERSION}|{self.text}|{self.voice}|{self.rate}|{origin}".encode())[:16]
+
+
+def shipped_sources(text_file: Path = DEFAULT_TEXT) -> list[Source]:
+    lines = [textlib.normalize(l) for l in Path(text_file).read_text("utf-8").splitlines()]
+    out = []
+    for i, line in enumerate(l for l in lines if l):
+        textlib.encode(line)  # fail early, naming the character and the sentence
+        voice, rate = SPEAKERS[i % len(SPEAKERS)]
+        out.append(Source(f"pl{i:04d}", line, voice, rate))
+    return out
+
+
+def user_sources(folder: Path) -> list[Source]:
+    """LJSpeech layout: folder/metadata.csv (`id|text[|normalised text]`) and folder/wavs/<id>.wav."""
+    folder = Path(folder)
+    meta = folder / "metadata.csv"
+    if not meta.is_file():
+        raise FileNotFoundError(f"{meta} not found (expected LJSpeech-style `id|text` lines)")
+    out = []
+    with meta.open(encoding="utf-8") as f:
+        for n, row in enumerate(csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE), 1):
+            if len(row) < 2:
+                raise ValueError(f"{meta}:{n}: expected `id|text`, got {row!r}")
+            text = textlib.normalize(row[-1])
+            try:
+                textlib.encode(text)
+            except textlib.TextError as e:
+                raise textlib.TextError(f"{meta}:{n}: {e}") from e
+            out.append(Source(row[0], text, "user", 0, str(folder / "wavs" / f"{row[0]}.wav")))
+    return out
+
+
+def resolve_codec(name: str, train_wavs, build_dir: Path, weights_dir: str | None = None, seed: int = 0):
+    """`auto`: EnCodec if its weights load, else the offline codec (with a message saying so)."""
+    if name in ("auto", "encodec"):
+        try:
+            allow_download = os.environ.get("SSMTTS_NO_DOWNLOAD", "") != "1"
+            return EncodecCodec(pretrained=True, weights_dir=weights_dir, allow_download=allow_download)
+        except CodecWeightsMissing as e:
+            if name == "encodec":
+                raise
+            print(f"[corpus] {e}\n[corpus] -> using the offline mel k-means codec instead")
+    elif name != "melkmeans":
+        raise ValueError(f"unknown codec {name!r}: choose auto, encodec or melkmeans")
+    train_wavs = list(train_wavs)
+    key = _sha("|".join(k for k, _ in train_wavs).encode() + f"|seed={seed}".encode())[:12]
+    path = build_dir / "codecs" / f"melkmeans-fit-{key}.pt"
+    if path.is_file():
+        return MelKMeansCodec.load(path)
+    print(f"[corpus] fitting the offline codec on {len(train_wavs)} training utterances ...")
+    codec = MelKMeansCodec.fit((read_wav(p) for _, p in tqdm(train_wavs, desc="log-mel")), seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    codec.save(path)
+    return codec
+
+
+def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_BUILD,
+                 codec: str = "auto", weights_dir: str | None = None, seed: int = 0) -> Corpus:
+    """Synthesise (or read), align and tokenise every utterance, reusing whatever is cached."""
+    sources = shipped_sources() if sources is None else sources
+    build_dir = Path(build_dir)
+    for sub in ("audio", "durations"):
+        (build_dir / sub).mkdir(parents=True, exist_ok=True)
+    keys = {s.uid: s.key for s in sources}
+
+    for s in tqdm(sources, desc="synthesise", mininterval=1.0):
+        wav_p, dur_p = build_dir / "audio" / f"{keys[s.uid]}.wav", build_dir / "durations" / f"{keys[s.uid]}.npy"
+        if wav_p.is_file() and dur_p.is_file():
+            continue
+        if s.wav_path:
+            wav = _pad_to_frames(read_wav(Path(s.wav_path)))
+            dur = user_durations(s.text, len(wav))
+        else:
+            wav, dur = synthesize_utterance(s.text, s.voice, s.rate)
+        buf = __import__("io").BytesIO()
+        sf.write(buf, wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        _atomic_write(wav_p, buf.getvalue())
+        _atomic_write(dur_p, _npy_bytes(dur))
+
+    train = [(keys[s.uid], build_dir / "audio" / f"{keys[s.uid]}.wav") for s in sources if split_of(s.text) == "train"]
+    cdc = resolve_codec(codec, train, build_dir, weights_dir, seed)
+    code_dir = build_dir / "codes" / cdc.codec_id
+    code_dir.mkdir(parents=True, exist_ok=True)
+
+    utts, entries = [], []
+    for s in tqdm(sources, desc=f"encode ({cdc.codec_id})", mininterval=1.0):
+        k = keys[s.uid]
+        wav_p, code_p = build_dir / "audio" / f"{k}.wav", code_dir / f"{k}.npy"
+        if not code_p.is_file():
+            _atomic_write(code_p, _npy_bytes(cdc.encode(read_wav(wav_p))))
+        codes = np.load(code_p)
+        dur = np.load(build_dir / "durations" / f"{k}.npy")
+        if int(dur.sum()) != codes.shape[1]:
+            raise RuntimeError(f"{s.uid}: durations sum to {dur.sum()} but there are {codes.shape[1]} frames")
+        ids = np.array(textlib.encode(s.text), dtype=np.int64)
+        speaker = [v for v, _ in SPEAKERS].index(s.voice) if s.voice != "user" else 0
+        utts.append(Utterance(s.uid, s.text, speaker, split_of(s.text), ids, dur.astype(np.int64), codes.astype(np.int64)))
+        entries.append({**asdict(s), "key": k, "split": utts[-1].split, "n_frames": codes.shape[1],
+                        "durations": "espeak-scaled" if s.wav_path else "espeak-events",
+                        "sha256_wav": _sha(wav_p.read_bytes()), "sha256_codes": _sha(code_p.read_bytes()),
+                        "sha256_durations": _sha(dur.tobytes())})
+    corpus_hash = _sha(json.dumps([(e["key"], e["split"], e["sha256_codes"]) for e in entries]).encode())[:12]
+    manifest = {"codec_id": cdc.codec_id, "corpus_hash": corpus_hash, "synth_version": SYNTH_VERSION,
+                "sample_rate": SAMPLE_RATE, "frame_rate": SAMPLE_RATE / HOP, "utterances": entries}
+    _atomic_write(build_dir / f"manifest-{cdc.codec_id}.json",
+                  json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
+    return Corpus(utts, cdc.codec_id, corpus_hash, build_dir)
+
+
+def long_samples(utts: list[Utterance], n_samples: int) -> list[Utterance]:
+    """Concatenate consecutive utterances into `n_samples` long recordings (round-robin by order).
+
+    BOS symbols of the later utterances stay in place: they carry the silence between
+    sentences, so durations still sum exactly to the frame count.
+    """
+    groups = [utts[i::n_samples] for i in range(n_samples)]
+    return [Utterance(f"long{i}", " ".join(u.text for u in g), g[0].speaker, g[0].split,
+                      np.concatenate([u.text_ids for u in g]), np.concatenate([u.durations for u in g]),
+                      np.concatenate([u.codes for u in g], axis=1)) for i, g in enumerate(groups)]
+
+
+def chunk_bounds(n_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
+    """Consecutive fixed-length chunks [start, end) of a long sample; the short tail is dropped."""
+    return [(s, s + chunk_frames) for s in range(0, n_frames - chunk_frames + 1, chunk_frames)]

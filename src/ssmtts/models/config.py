@@ -1,0 +1,102 @@
+"""Model configuration: one dataclass, validated at construction, flat for CSV rows and papermill."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+BACKBONES = ("transformer", "hybrid", "mamba", "mamba2")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "mamba"        # transformer | hybrid | mamba | mamba2
+    n_layers: int = 4              # audio decoder blocks (the variable the phases sweep)
+    n_enc_layers: int = 2          # text encoder blocks
+    d_model: int = 128             # H
+    expand: float = 1.5            # E: Mamba inner width = E * H
+    d_state: int = 16              # N, per channel
+    d_conv: int = 4                # Mamba's causal depthwise conv width
+    conv_kernels: tuple = (3, 5)   # hybrid conv branch receptive fields
+    n_heads: int = 4               # transformer attention heads
+    mlp_ratio: float = 4.0         # transformer MLP width / H
+    mamba2_head_dim: int = 32      # P for the Mamba-2 (SSD) backbone
+    d_embed: int | None = None     # E_emb for text/audio/positional tables; None -> H
+    vocab_size: int = 0            # 0 -> the corpus vocabulary size
+    n_codebooks: int = 8
+    codebook_size: int = 1024
+    max_positions: int = 2048
+    dropout: float = 0.0
+    layer_scale_init: float = 0.1
+    style_frames: int = 150        # reference audio frames read by the style extractor (2 s)
+
+    def __post_init__(self):
+        if isinstance(self.conv_kernels, list):
+            self.conv_kernels = tuple(self.conv_kernels)
+        if self.vocab_size == 0:
+            from ..corpus.text import VOCAB_SIZE
+            self.vocab_size = VOCAB_SIZE
+        if self.d_embed is None:
+            self.d_embed = self.d_model
+        problems = []
+        if self.backbone not in BACKBONES:
+            problems.append(f"unknown backbone {self.backbone!r} (choose from {', '.join(BACKBONES)})")
+        for name in ("n_layers", "d_model", "d_state", "d_conv", "d_embed", "n_codebooks",
+                     "codebook_size", "max_positions", "n_heads", "vocab_size", "style_frames"):
+            if int(getattr(self, name)) <= 0:
+                problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.n_enc_layers < 0:
+            problems.append(f"n_enc_layers must be >= 0, got {self.n_enc_layers}")
+        if not self.expand > 0:
+            problems.append(f"expand E must be > 0, got {self.expand}")
+        elif not math.isclose(self.expand * self.d_model, round(self.expand * self.d_model)):
+            problems.append(f"expand {self.expand} x d_model {self.d_model} is not a whole number of channels")
+        if self.backbone == "transformer" and self.d_model % max(self.n_heads, 1):
+            problems.append(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.backbone == "mamba2" and self.d_inner % self.mamba2_head_dim:
+            problems.append(f"Mamba-2 inner width {self.d_inner} is not divisible by head dim {self.mamba2_head_dim}")
+        if len(self.conv_kernels) != 2 or any(int(k) < 1 for k in self.conv_kernels):
+            problems.append(f"conv_kernels must be two positive sizes, got {self.conv_kernels}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if problems:
+            raise ConfigError("invalid ModelConfig: " + "; ".join(problems))
+
+    @property
+    def d_inner(self) -> int:
+        return int(round(self.expand * self.d_model))
+
+    @property
+    def dt_rank(self) -> int:
+        return math.ceil(self.d_model / 16)
+
+    @property
+    def name(self) -> str:
+        extra = f"_K{self.conv_kernels[0]}-{self.conv_kernels[1]}" if self.backbone == "hybrid" else ""
+        emb = f"_Emb{self.d_embed}" if self.d_embed != self.d_model else ""
+        return f"{self.backbone}_L{self.n_layers}_H{self.d_model}_E{self.expand:g}{extra}{emb}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["conv_kernels"] = list(self.conv_kernels)
+        return d
+
+    def to_row(self, prefix: str = "model_") -> dict:
+        """Flat scalars for a CSV row (conv_kernels as 'k1-k2')."""
+        d = self.to_dict()
+        d["conv_kernels"] = "-".join(map(str, self.conv_kernels))
+        return {prefix + k: v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        d = dict(d)
+        if isinstance(d.get("conv_kernels"), str):
+            d["conv_kernels"] = tuple(int(k) for k in d["conv_kernels"].split("-"))
+        return cls(**d)

@@ -1,0 +1,75 @@
+"""Mamba-1 layer (selective SSM), with the state in and out.
+
+Parameter names and shapes match `mamba_ssm.Mamba` (in_proj, conv1d, x_proj, dt_proj, A_log,
+D, out_proj), so a checkpoint trained on a GPU with the fused kernels loads here and back.
+
+    x (B, L, H) -> in_proj -> [x_in, z] (B, L, Din) each, Din = E * H
+    x_in -> causal depthwise conv (width d_conv) -> SiLU -> x_c
+    x_c -> x_proj -> [dt (rank R), B (N), C (N)];  dt -> dt_proj -> (B, L, Din)
+    selective scan(x_c, dt, A = -exp(A_log), B, C, D, gate z) -> out_proj -> (B, L, H)
+
+State: (conv_state (B, d_conv - 1, Din), ssm_state (B, Din, N)). Passing the state returned
+for one chunk into the next gives exactly the output of one pass over both.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .scan import selective_scan
+
+
+def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                          prefix: torch.Tensor | None):
+    """Depthwise causal conv along time as K shifted multiply-adds (fast on CPU, any length).
+
+    x: (B, L, C); weight: (C, 1, K) as in nn.Conv1d; prefix: (B, K-1, C) previous inputs or None.
+    Returns (y (B, L, C), new prefix (B, K-1, C)).
+    """
+    K, L = weight.shape[-1], x.shape[1]
+    if prefix is None:
+        prefix = x.new_zeros(x.shape[0], K - 1, x.shape[2])
+    xp = torch.cat([prefix, x], dim=1)                                 # (B, K-1+L, C)
+    w = weight[:, 0, :].T                                              # (K, C)
+    y = xp[:, 0:L] * w[0]
+    for k in range(1, K):
+        y = y + xp[:, k:k + L] * w[k]
+    if bias is not None:
+        y = y + bias
+    return y, xp[:, xp.shape[1] - (K - 1):]
+
+
+class MambaLayer(nn.Module):
+    def __init__(self, d_model: int, d_inner: int, d_state: int = 16, d_conv: int = 4, dt_rank: int | None = None,
+                 dt_min: float = 1e-3, dt_max: float = 1e-1):
+        super().__init__()
+        self.d_inner, self.d_state = d_inner, d_state
+        self.dt_rank = dt_rank or math.ceil(d_model / 16)
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1, bias=True)
+        self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, d_inner, bias=True)
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+        # S4D-real init A = -(1..N); dt bias so that softplus(bias) is log-uniform in [dt_min, dt_max]
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+            std = self.dt_rank ** -0.5
+            self.dt_proj.weight.uniform_(-std, std)
+
+    def forward(self, x: torch.Tensor, state=None, scan_backend: str = "auto"):
+        conv_state, ssm_state = state if state is not None else (None, None)
+        x_in, z = self.in_proj(x).chunk(2, dim=-1)                      # (B, L, Din) each
+        x_c, conv_state = causal_depthwise_conv(x_in, self.conv1d.weight, self.conv1d.bias, conv_state)
+        x_c = F.silu(x_c)
+        dt, Bm, Cm = self.x_proj(x_c).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = dt @ self.dt_proj.weight.T                                # (B, L, Din); bias goes in the scan
+        A = -torch.exp(self.A_log.float())                             # (Din, N)
+        y, ssm_state = selective_scan(x_c, dt, A, Bm, Cm, self.D, z=z, delta_bias=self.dt_proj.bias,
+                                      h0=ssm_state, backend=scan_backend)
+        return self.out_proj(y), (conv_state, ssm_state)

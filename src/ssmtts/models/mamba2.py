@@ -1,0 +1,81 @@
+"""Mamba-2 layer (SSD: scalar decay per head, chunked matrix form), with the state in and out.
+
+An extra backbone beside Mamba-1, never a replacement: A is one scalar per head instead of a
+per-channel (Din x N) matrix. The chunked algorithm follows `ssd_minimal_discrete` from the
+Mamba-2 paper (Dao & Gu, 2024): quadratic attention-like form inside chunks of `chunk`
+steps, a linear recurrence between chunks.
+
+    x (B, L, H) -> in_proj -> [z (Din), xBC (Din + 2N), dt (heads)]
+    xBC -> causal depthwise conv -> SiLU -> [x (heads x P), B (N), C (N)]
+    y = SSD(x * dt, A * dt, B, C) + D x;  y = norm(y * silu(z)) -> out_proj
+State: (conv_state (B, d_conv - 1, Din + 2N), ssm_state (B, heads, P, N)).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .mamba import causal_depthwise_conv
+
+
+def segsum(x: torch.Tensor) -> torch.Tensor:
+    """(..., T) -> (..., T, T) with out[i, j] = sum(x[j+1..i]) for j <= i, -inf above the diagonal."""
+    T = x.size(-1)
+    x = x[..., None].expand(*x.shape, T)
+    x = x.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool, device=x.device), -1), 0)
+    out = torch.cumsum(x, dim=-2)
+    return out.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool, device=x.device)), -torch.inf)
+
+
+def ssd(X, A, B, C, chunk: int, h0=None):
+    """X (b, l, h, p), A (b, l, h), B and C (b, l, n), h0 (b, h, p, n); l a multiple of chunk."""
+    b, l, h, p = X.shape
+    c = l // chunk
+    X, A = X.view(b, c, chunk, h, p), A.view(b, c, chunk, h).permute(0, 3, 1, 2)   # A: (b, h, c, chunk)
+    B, C = B.view(b, c, chunk, -1), C.view(b, c, chunk, -1)
+    A_cum = torch.cumsum(A, dim=-1)
+    Y_diag = torch.einsum("bcln,bcsn,bhcls,bcshp->bclhp", C, B, torch.exp(segsum(A)), X)
+    decay = torch.exp(A_cum[..., -1:] - A_cum)
+    states = torch.einsum("bcln,bhcl,bclhp->bchpn", B, decay, X)
+    h0 = X.new_zeros(b, 1, h, p, B.shape[-1]) if h0 is None else h0[:, None]
+    states = torch.cat([h0, states], dim=1)
+    decay_chunk = torch.exp(segsum(F.pad(A_cum[..., -1], (1, 0))))
+    states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)
+    Y_off = torch.einsum("bcln,bchpn,bhcl->bclhp", C, states[:, :-1], torch.exp(A_cum))
+    return (Y_diag + Y_off).reshape(b, l, h, p), states[:, -1]
+
+
+class Mamba2Layer(nn.Module):
+    def __init__(self, d_model: int, d_inner: int, d_state: int = 16, d_conv: int = 4, head_dim: int = 32,
+                 chunk: int = 64):
+        super().__init__()
+        self.d_inner, self.d_state, self.head_dim, self.chunk = d_inner, d_state, head_dim, chunk
+        self.n_heads = d_inner // head_dim
+        self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * d_state + self.n_heads, bias=False)
+        self.conv1d = nn.Conv1d(d_inner + 2 * d_state, d_inner + 2 * d_state, d_conv,
+                                groups=d_inner + 2 * d_state, padding=d_conv - 1)
+        dt = torch.exp(torch.rand(self.n_heads) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.empty(self.n_heads).uniform_(1, 16)))
+        self.D = nn.Parameter(torch.ones(self.n_heads))
+        self.norm = nn.RMSNorm(d_inner)
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, state=None):
+        conv_state, ssm_state = state if state is not None else (None, None)
+        Bsz, L, _ = x.shape
+        z, xBC, dt = self.in_proj(x).split([self.d_inner, self.d_inner + 2 * self.d_state, self.n_heads], dim=-1)
+        xBC, conv_state = causal_depthwise_conv(xBC, self.conv1d.weight, self.conv1d.bias, conv_state)
+        xs, Bm, Cm = F.silu(xBC).split([self.d_inner, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(dt + self.dt_bias)                               # (B, L, heads)
+        A = -torch.exp(self.A_log)                                       # (heads,)
+        xh = xs.view(Bsz, L, self.n_heads, self.head_dim)
+        pad = (-L) % self.chunk  # zero input and zero decay-exponent leave the state unchanged
+        y, ssm_state = ssd(F.pad(xh * dt[..., None], (0, 0, 0, 0, 0, pad)), F.pad(A * dt, (0, 0, 0, pad)),
+                           F.pad(Bm, (0, 0, 0, pad)), F.pad(Cm, (0, 0, 0, pad)), self.chunk, ssm_state)
+        y = y[:, :L] + xh * self.D[:, None]
+        y = self.norm(y.reshape(Bsz, L, self.d_inner) * F.silu(z))
+        return self.out_proj(y), (conv_state, ssm_state)

@@ -1,0 +1,151 @@
+"""Selective scan (Mamba-1): h_t = exp(dt_t * A) h_{t-1} + dt_t B_t u_t,  y_t = C_t h_t + D u_t.
+
+Three implementations of the same maths behind `selective_scan(...)`:
+
+* `cuda`  - mamba-ssm's fused kernel (`selective_scan_fn`) when CUDA and mamba-ssm exist
+            and no initial state is passed (the fused kernel takes none).
+* `cpu`   - a C++ kernel (csrc/selective_scan.cpp) compiled once through torch's
+            cpp_extension and cached: the state stays per (batch, channel) in registers,
+            nothing of size (B, L, D, N) is stored, backward recomputes from checkpoints.
+* `pscan` - mambapy's Blelloch parallel scan in plain PyTorch (materialises (B, L, D, N));
+            the fallback when no compiler is available, and the path for CUDA with a state.
+* `ref`   - a per-step loop, the readable definition, used by tests.
+
+Shapes (this package's layout, time-major like the rest of the model):
+    u, delta, z: (B, L, D)   A: (D, N)   Bm, Cm: (B, L, N)   Dskip, delta_bias: (D,)
+    h0 / returned state: (B, D, N)      y: (B, L, D)
+`delta` is raw: `softplus(delta + delta_bias)` is applied inside, as in mamba-ssm.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+_CPU_EXT = None
+_CPU_EXT_FAILED = False
+
+
+def _cpu_ext():
+    """Compile (first call, ~1 min) or load the cached C++ kernel; None if it cannot be built."""
+    global _CPU_EXT, _CPU_EXT_FAILED
+    if _CPU_EXT is None and not _CPU_EXT_FAILED:
+        if os.environ.get("SSMTTS_NO_CPU_KERNEL") == "1":
+            _CPU_EXT_FAILED = True
+            return None
+        try:
+            from torch.utils.cpp_extension import load
+            src = Path(__file__).with_name("csrc") / "selective_scan.cpp"
+            flags = ["-O3", "-march=native", "-fassociative-math", "-fno-signed-zeros",
+                     "-fno-trapping-math", "-fno-math-errno"]
+            _CPU_EXT = load("ssmtts_selective_scan", [str(src)], extra_cflags=flags, verbose=False)
+        except Exception as e:  # no compiler / ninja: slower but correct
+            _CPU_EXT_FAILED = True
+            warnings.warn(f"CPU selective-scan kernel unavailable ({type(e).__name__}: {e}); "
+                          "falling back to mambapy's parallel scan (slower, more memory)")
+    return _CPU_EXT
+
+
+def cuda_kernels_available() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import mamba_ssm.ops.selective_scan_interface  # noqa: F401
+        return True
+    except Exception:
+        return False
+
+
+class _CpuScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, Bm, Cm, Dskip, z, delta_bias, h0):
+        ext = _cpu_ext()
+        # kernel layout: (B, D, L) rows for the per-channel recurrence
+        u_, dt_ = u.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous()
+        z_ = z.transpose(1, 2).contiguous() if z is not None else u_.new_empty(0)
+        h0_ = h0.contiguous() if h0 is not None else u_.new_empty(0)
+        Bm_, Cm_, A_ = Bm.contiguous(), Cm.contiguous(), A.contiguous()
+        out, h_last, ckpt = ext.fwd(u_, dt_, A_, Bm_, Cm_, Dskip.contiguous(), z_,
+                                    delta_bias.contiguous(), h0_, True, z is not None, h0 is not None)
+        ctx.save_for_backward(u_, dt_, A_, Bm_, Cm_, Dskip, z_, delta_bias, h0_, ckpt)
+        ctx.flags = (z is not None, h0 is not None)
+        return out.transpose(1, 2), h_last
+
+    @staticmethod
+    def backward(ctx, dy, dh_last):
+        u_, dt_, A_, Bm_, Cm_, Dskip, z_, delta_bias, h0_, ckpt = ctx.saved_tensors
+        has_z, has_h0 = ctx.flags
+        dy_ = dy.transpose(1, 2).contiguous()
+        dhl = dh_last.contiguous() if dh_last is not None else u_.new_zeros(u_.shape[0], u_.shape[1], A_.shape[1])
+        du, ddt, dA, dB, dC, dD, dz, dbias, dh0 = _cpu_ext().bwd(
+            u_, dt_, A_, Bm_, Cm_, Dskip.contiguous(), z_, delta_bias.contiguous(), h0_, ckpt, dy_, dhl,
+            True, has_z, has_h0)
+        return (du.transpose(1, 2), ddt.transpose(1, 2), dA, dB, dC, dD,
+                dz.transpose(1, 2) if has_z else None, dbias, dh0 if has_h0 else None)
+
+
+def _pscan(u, delta, A, Bm, Cm, Dskip, z, delta_bias, h0):
+    from mambapy.pscan import pscan
+    dt = F.softplus(delta + delta_bias)                                  # (B, L, D)
+    dA = torch.exp(dt.unsqueeze(-1) * A)                                 # (B, L, D, N)
+    dBu = dt.unsqueeze(-1) * Bm.unsqueeze(2) * u.unsqueeze(-1)           # (B, L, D, N)
+    if h0 is not None:  # h_0 = dA_0 h0 + dBu_0: fold the initial state into the first input
+        dBu = torch.cat([dBu[:, :1] + dA[:, :1] * h0.unsqueeze(1), dBu[:, 1:]], dim=1)
+    hs = pscan(dA, dBu)                                                  # (B, L, D, N)
+    y = (hs @ Cm.unsqueeze(-1)).squeeze(-1) + Dskip * u
+    if z is not None:
+        y = y * F.silu(z)
+    return y, hs[:, -1]
+
+
+def selective_scan_ref(u, delta, A, Bm, Cm, Dskip, z=None, delta_bias=None, h0=None):
+    """The definition, one step at a time (slow; for tests and as documentation)."""
+    dt = F.softplus(delta + (delta_bias if delta_bias is not None else 0))
+    h = h0 if h0 is not None else u.new_zeros(u.shape[0], u.shape[2], A.shape[1])
+    ys = []
+    for t in range(u.shape[1]):
+        h = torch.exp(dt[:, t, :, None] * A) * h + dt[:, t, :, None] * Bm[:, t, None, :] * u[:, t, :, None]
+        ys.append((h * Cm[:, t, None, :]).sum(-1) + Dskip * u[:, t])
+    y = torch.stack(ys, dim=1)
+    if z is not None:
+        y = y * F.silu(z)
+    return y, h
+
+
+def _cuda_fused(u, delta, A, Bm, Cm, Dskip, z, delta_bias):
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    y, h_last = selective_scan_fn(u.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous(), A,
+                                  Bm.transpose(1, 2).contiguous(), Cm.transpose(1, 2).contiguous(), Dskip,
+                                  z.transpose(1, 2).contiguous() if z is not None else None,
+                                  delta_bias, delta_softplus=True, return_last_state=True)
+    return y.transpose(1, 2), h_last
+
+
+def pick_backend(device: torch.device, has_state: bool) -> str:
+    if device.type == "cuda":
+        return "cuda" if cuda_kernels_available() and not has_state else "pscan"
+    if device.type == "cpu" and _cpu_ext() is not None:
+        return "cpu"
+    return "pscan"
+
+
+def selective_scan(u, delta, A, Bm, Cm, Dskip, z=None, delta_bias=None, h0=None, backend: str = "auto"):
+    """Returns (y (B, L, D), last state (B, D, N)). `backend`: auto | cpu | pscan | cuda | ref."""
+    if delta_bias is None:
+        delta_bias = torch.zeros_like(Dskip)
+    if backend == "auto":
+        backend = pick_backend(u.device, h0 is not None)
+    if backend == "cpu":
+        if u.dtype != torch.float32:
+            raise TypeError(f"the CPU scan kernel takes float32, got {u.dtype}")
+        return _CpuScan.apply(u, delta, A, Bm, Cm, Dskip, z, delta_bias, h0)
+    if backend == "pscan":
+        return _pscan(u, delta, A, Bm, Cm, Dskip, z, delta_bias, h0)
+    if backend == "cuda":
+        return _cuda_fused(u, delta, A, Bm, Cm, Dskip, z, delta_bias)
+    if backend == "ref":
+        return selective_scan_ref(u, delta, A, Bm, Cm, Dskip, z, delta_bias, h0)
+    raise ValueError(f"unknown scan backend {backend!r}")

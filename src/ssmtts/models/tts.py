@@ -1,0 +1,135 @@
+"""TTSModel: text -> durations -> frames -> 8 x 1024 codec-token logits, any backbone.
+
+    text ids (B, S) -> [text emb + pos emb] -> proj -> TextEncoder -> enc (B, S, H)
+    enc -> DurationPredictor -> log(1 + frames) per symbol (B, S)
+    enc, durations -> LengthRegulator -> regulated (B, T, H)   (teacher-forced in training)
+    reference codes (B, 8, R) -> StyleExtractor (backward Mamba, mean-pooled) -> style (B, H)
+    regulated + style + proj(previous frame's 8 code embeddings + pos emb) -> AudioDecoder
+        -> heads -> logits (B, T, 8, 1024)
+
+The decoder is causal end to end: frame t sees codes of frames < t only. The style reference
+must be another utterance (the data pipeline picks one), so the model cannot read its target.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..corpus.text import PAD_ID, TextError
+from .blocks import Backbone
+from .config import ModelConfig
+from .mamba import MambaLayer
+
+START = -1  # code value meaning "no previous frame" (frame 0)
+
+
+def length_regulate(enc: torch.Tensor, durations: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Repeat symbol states by their durations: enc (B, S, H), durations (B, S) -> (B, n_frames, H).
+
+    Frames past an utterance's total duration repeat its last symbol (they are masked out).
+    """
+    ends = torch.cumsum(durations, dim=1)                                      # (B, S)
+    frames = torch.arange(n_frames, device=enc.device).expand(enc.shape[0], -1)
+    idx = torch.searchsorted(ends, frames.contiguous(), right=True).clamp_max(enc.shape[1] - 1)
+    return torch.gather(enc, 1, idx[..., None].expand(-1, -1, enc.shape[2]))
+
+
+class StyleExtractor(nn.Module):
+    """Reads reference frames backwards with a Mamba layer and mean-pools them to one vector."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.ssm = MambaLayer(cfg.d_model, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.dt_rank)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, ref: torch.Tensor) -> torch.Tensor:                    # ref (B, R, H)
+        y, _ = self.ssm(self.norm(ref.flip(1)))
+        return self.out(y.mean(dim=1))                                          # (B, H)
+
+
+class TTSModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        E, H, C, K = cfg.d_embed, cfg.d_model, cfg.n_codebooks, cfg.codebook_size
+        self.text_emb = nn.Embedding(cfg.vocab_size, E, padding_idx=PAD_ID)
+        self.audio_emb = nn.Embedding(C * K, E)          # 8 tables of 1024 in one, summed per frame
+        self.pos_emb = nn.Embedding(cfg.max_positions, E)
+        self.start_emb = nn.Parameter(torch.zeros(E))    # "previous frame" of frame 0
+        self.embed_proj = nn.Linear(E, H) if E != H else nn.Identity()
+        self.encoder = Backbone(cfg, cfg.n_enc_layers, causal=False)
+        self.duration = nn.Sequential(nn.Linear(H, H), nn.GELU(), nn.Linear(H, 1))
+        self.style = StyleExtractor(cfg)
+        self.decoder = Backbone(cfg, cfg.n_layers, causal=True)
+        self.heads = nn.Linear(H, C * K)
+        self.register_buffer("code_offsets", torch.arange(C) * K, persistent=False)
+        nn.init.normal_(self.audio_emb.weight, std=0.02)
+        nn.init.normal_(self.pos_emb.weight, std=0.02)
+
+    # ---------------------------------------------------------------- pieces
+    def _check_len(self, n: int, what: str):
+        if n > self.cfg.max_positions:
+            raise TextError(f"{what} has {n} positions, more than max_positions={self.cfg.max_positions}")
+
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, 8, T) with START allowed -> summed embeddings (B, T, E)."""
+        start = codes[:, 0] == START                                            # (B, T)
+        idx = codes.clamp_min(0) + self.code_offsets[None, :, None]
+        e = self.audio_emb(idx).sum(dim=1)                                      # (B, T, E)
+        return torch.where(start[..., None], self.start_emb.expand_as(e), e)
+
+    def encode_text(self, text_ids: torch.Tensor):
+        """text_ids (B, S) -> (enc (B, S, H), predicted log(1 + duration) (B, S))."""
+        S = text_ids.shape[1]
+        self._check_len(S, "text")
+        mask = text_ids != PAD_ID
+        x = self.embed_proj(self.text_emb(text_ids) + self.pos_emb(torch.arange(S, device=text_ids.device)))
+        enc, _ = self.encoder(x, mask=mask)
+        return enc, self.duration(enc).squeeze(-1)
+
+    def style_vector(self, ref_codes: torch.Tensor) -> torch.Tensor:
+        ref = ref_codes[:, :, : self.cfg.style_frames]
+        return self.style(self.embed_proj(self.embed_codes(ref)))
+
+    def decode(self, regulated, style, prev_codes, pos_offset: int = 0, state=None):
+        """One pass of the audio decoder over l frames.
+
+        regulated (B, l, H): text states of these frames; style (B, H);
+        prev_codes (B, 8, l): codes of each frame's *previous* frame (START for frame 0);
+        pos_offset: index of the first frame; state: decoder state from the previous call.
+        Returns logits (B, l, 8, 1024) and the new state.
+        """
+        l = prev_codes.shape[2]
+        self._check_len(pos_offset + l, "audio")
+        pos = torch.arange(pos_offset, pos_offset + l, device=prev_codes.device)
+        x = regulated + style[:, None] + self.embed_proj(self.embed_codes(prev_codes) + self.pos_emb(pos))
+        h, state = self.decoder(x, state)
+        return self.heads(h).view(*h.shape[:2], self.cfg.n_codebooks, self.cfg.codebook_size), state
+
+    @staticmethod
+    def shift_codes(codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, 8, T) -> previous-frame codes (B, 8, T): START, codes[..., :-1]."""
+        return F.pad(codes[..., :-1], (1, 0), value=START)
+
+    # ---------------------------------------------------------------- training pass
+    def forward(self, text_ids, durations, codes, ref_codes):
+        """Teacher-forced pass: returns logits (B, T, 8, 1024) and log-duration predictions (B, S)."""
+        enc, log_dur = self.encode_text(text_ids)
+        regulated = length_regulate(enc, durations, codes.shape[2])
+        logits, _ = self.decode(regulated, self.style_vector(ref_codes), self.shift_codes(codes))
+        return logits, log_dur
+
+    # ---------------------------------------------------------------- bookkeeping
+    def param_counts(self) -> dict:
+        """Parameters by component (the embedding tables listed separately)."""
+        n = lambda m: sum(p.numel() for p in m.parameters()) if isinstance(m, nn.Module) else m.numel()
+        parts = {"emb_text": self.text_emb, "emb_audio": self.audio_emb, "emb_pos": self.pos_emb,
+                 "emb_proj": self.embed_proj, "encoder": self.encoder, "duration": self.duration,
+                 "style": self.style, "decoder": self.decoder, "heads": self.heads}
+        counts = {k: n(m) for k, m in parts.items()}
+        counts["decoder"] += self.start_emb.numel()
+        counts["total"] = sum(p.numel() for p in self.parameters())
+        assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+        return counts
