@@ -98,12 +98,13 @@ class TTSModel(nn.Module):
 
         regulated (B, l, H): text states of these frames; style (B, H);
         prev_codes (B, 8, l): codes of each frame's *previous* frame (START for frame 0);
-        pos_offset: index of the first frame; state: decoder state from the previous call.
+        pos_offset: index of the first frame (int, or (B,) per item); state: decoder state from the previous call.
         Returns logits (B, l, 8, 1024) and the new state.
         """
         l = prev_codes.shape[2]
-        self._check_len(pos_offset + l, "audio")
-        pos = torch.arange(pos_offset, pos_offset + l, device=prev_codes.device)
+        offset = torch.as_tensor(pos_offset, device=prev_codes.device).reshape(-1, 1)  # (1 or B, 1)
+        self._check_len(int(offset.max()) + l, "audio")
+        pos = offset + torch.arange(l, device=prev_codes.device)                          # (1 or B, l)
         x = regulated + style[:, None] + self.embed_proj(self.embed_codes(prev_codes) + self.pos_emb(pos))
         h, state = self.decoder(x, state)
         return self.heads(h).view(*h.shape[:2], self.cfg.n_codebooks, self.cfg.codebook_size), state
@@ -114,11 +115,22 @@ class TTSModel(nn.Module):
         return F.pad(codes[..., :-1], (1, 0), value=START)
 
     # ---------------------------------------------------------------- training pass
-    def forward(self, text_ids, durations, codes, ref_codes):
-        """Teacher-forced pass: returns logits (B, T, 8, 1024) and log-duration predictions (B, S)."""
+    def forward(self, text_ids, durations, codes, ref_codes, crop_start=None, crop_len: int | None = None):
+        """Teacher-forced pass: logits (B, l, 8, 1024) and log-duration predictions (B, S).
+
+        With crop_start (B,) and crop_len, only frames [start, start + l) of each item are
+        decoded (the text is still encoded whole, positions stay absolute); l = T otherwise.
+        """
         enc, log_dur = self.encode_text(text_ids)
         regulated = length_regulate(enc, durations, codes.shape[2])
-        logits, _ = self.decode(regulated, self.style_vector(ref_codes), self.shift_codes(codes))
+        prev = self.shift_codes(codes)
+        offset = 0
+        if crop_start is not None:
+            idx = crop_start[:, None] + torch.arange(crop_len, device=codes.device)      # (B, l)
+            regulated = torch.gather(regulated, 1, idx[..., None].expand(-1, -1, regulated.shape[2]))
+            prev = torch.gather(prev, 2, idx[:, None].expand(-1, prev.shape[1], -1))
+            offset = crop_start
+        logits, _ = self.decode(regulated, self.style_vector(ref_codes), prev, pos_offset=offset)
         return logits, log_dur
 
     # ---------------------------------------------------------------- bookkeeping

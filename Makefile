@@ -1,0 +1,46 @@
+# Everything bootstraps itself: `make phase1` or `make test` on a fresh clone creates .venv,
+# installs the pinned packages, builds the corpus, then runs.
+SHELL := /bin/bash
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+PROFILE ?= cpu
+CODEC   ?= auto
+PAPERMILL := $(PY) -m papermill --cwd notebooks -k python3
+# glibc malloc tuning: big tensors are reused instead of returned to the OS each step
+export MALLOC_MMAP_THRESHOLD_=33554432
+export MALLOC_TRIM_THRESHOLD_=4294967296
+export MALLOC_TOP_PAD_=1073741824
+export CODEC
+
+.PHONY: venv data phase1 test notebooks clean-results lab
+
+venv: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml
+	@command -v python3 >/dev/null || { echo "python3 (>=3.10) is required"; exit 1; }
+	@command -v g++ >/dev/null || echo "note: no g++ found; the CPU scan kernel falls back to a slower parallel scan (apt-get install g++)"
+	test -d .venv || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	# encodec 0.1.1 declares torchaudio, whose wheels force another torch build: install it alone
+	$(PY) -m pip install -q --no-deps encodec==0.1.1
+	$(PY) -m pip install -q --no-deps -e .
+	# rfc3987-syntax (via jupyter-events) costs ~3 s at every nbformat import
+	$(PY) -m pip uninstall -q -y rfc3987-syntax || true
+	touch $(STAMP)
+
+data: $(STAMP)
+	$(PY) -m ssmtts.corpus --codec $(CODEC)
+
+notebooks: $(STAMP)
+	$(PY) notebooks/make_notebooks.py
+
+phase1: data
+	mkdir -p results/phase1
+	$(PAPERMILL) notebooks/phase1_transformer_vs_hybrid.ipynb results/phase1/phase1_transformer_vs_hybrid.ipynb -p profile $(PROFILE)
+
+test: data
+	$(PY) -m pytest -q tests
+	SSMTTS_PROFILE=smoke SSMTTS_RESULTS=$$(mktemp -d) $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
+
+lab: $(STAMP)
+	.venv/bin/jupyter lab --notebook-dir=notebooks

@@ -1,0 +1,1 @@
+"""Training and measurement harness: batches, loop, metrics, milestones, timing, CSVs."""

@@ -1,0 +1,208 @@
+"""One training run: seeded, timed, evaluated, checkpointed, resumable, divergence-safe."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..corpus.build import Corpus
+from ..models import ModelConfig, TTSModel
+from .data import eval_batches, fragment, train_batch
+from .metrics import ACC_THRESHOLDS, DUR_THRESHOLDS, accuracy_counts, finish_counts, losses, milestones
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 300
+    batch_size: int = 8
+    crop_frames: int | None = 192     # decoded window per item (None: whole utterances)
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: int = 30
+    grad_clip: float = 1.0
+    dur_loss_weight: float = 1.0
+    eval_every: int = 25
+    eval_train_items: int = 32        # fixed training subset scored like the validation set
+    eval_val_items: int | None = None  # None: the whole validation split
+    eval_batch_size: int = 16
+    timing_warmup: int = 5            # steps excluded from the timing medians
+    checkpoint_every: int = 50
+    protocol: str = "heldout"         # heldout: train split -> val split; reported: tiny set scored on itself
+    reported_items: int = 1           # reported protocol: number of fixed fragments ...
+    reported_frames: int = 300        # ... and their length in frames (300 = 4 s)
+
+    def __post_init__(self):
+        if self.protocol not in ("heldout", "reported"):
+            raise ValueError(f"protocol must be 'heldout' or 'reported', got {self.protocol!r}")
+        if self.steps <= 0 or self.batch_size <= 0 or self.eval_every <= 0:
+            raise ValueError("steps, batch_size and eval_every must be positive")
+
+    def to_row(self, prefix: str = "train_") -> dict:
+        return {prefix + k: v for k, v in asdict(self).items()}
+
+
+def _datasets(corpus: Corpus, tc: TrainConfig):
+    """(training items, fixed train subset for scoring, validation items, reference pool)."""
+    train = corpus.split("train")
+    val = corpus.split("val")[: tc.eval_val_items] if tc.eval_val_items else corpus.split("val")
+    if tc.protocol == "reported":
+        long_enough = [u for u in train if u.n_frames >= tc.reported_frames]
+        items = [fragment(u, tc.reported_frames) for u in long_enough[: tc.reported_items]]
+        return items, items, val, train
+    return train, train[: tc.eval_train_items], val, train
+
+
+def _lr_lambda(tc: TrainConfig):
+    def f(step):
+        if step < tc.warmup:
+            return (step + 1) / tc.warmup
+        progress = (step - tc.warmup) / max(1, tc.steps - tc.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+@torch.no_grad()
+def evaluate(model: TTSModel, items, ref_pool, tc: TrainConfig, device) -> dict:
+    model.eval()
+    total, ce_sum, dur_sum, n = {}, 0.0, 0.0, 0
+    for batch in eval_batches(items, ref_pool, tc.eval_batch_size, model.cfg.style_frames):
+        batch.to(device)
+        logits, log_dur = model(batch.text_ids, batch.durations, batch.codes, batch.ref_codes)
+        ce, dl, target, mask = losses(logits, log_dur, batch)
+        for k, v in accuracy_counts(logits, target, mask, log_dur, batch).items():
+            total[k] = total.get(k, 0) + v
+        ce_sum, dur_sum, n = ce_sum + float(ce) * len(batch.uids), dur_sum + float(dl) * len(batch.uids), n + len(batch.uids)
+    model.train()
+    return {**finish_counts(total, model.cfg.n_codebooks), "ce": ce_sum / n, "dur_loss": dur_sum / n}
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _memory_mb(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    import psutil
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _save_atomic(obj, path: Path):
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, run_id: str,
+                 ckpt_dir: Path | None = None, device: str | torch.device = "cpu",
+                 stop_after: int | None = None, progress: bool = True) -> dict:
+    """Train one configuration with one seed and measure it.
+
+    Returns {"summary": dict, "curve": DataFrame (one row per evaluation), "milestones": DataFrame}.
+    A checkpoint in ckpt_dir/<run_id>.pt is resumed from; `stop_after` ends the run early
+    (as a kill would) right after that step's checkpoint, for tests of resumption.
+    A non-finite loss stops the run with status "diverged".
+    """
+    device = torch.device(device)
+    items, train_eval, val, ref_pool = _datasets(corpus, tc)
+    torch.manual_seed(seed)
+    model = TTSModel(mc).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(tc))
+    st = {"step": 0, "curve": [], "times": [], "mem": [], "wall_s": 0.0, "status": "running", "loss_acc": []}
+    ckpt = Path(ckpt_dir) / f"{run_id}.pt" if ckpt_dir else None
+    if ckpt and ckpt.is_file():
+        blob = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(blob["model"]), opt.load_state_dict(blob["opt"]), sched.load_state_dict(blob["sched"])
+        torch.set_rng_state(blob["rng"])
+        st = blob["state"]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    use_amp = device.type == "cuda"
+    model.train()
+    bar = tqdm(range(st["step"], tc.steps), desc=run_id, disable=not progress, leave=False)
+    for step in bar:
+        batch = train_batch(items, tc.batch_size, seed, step, mc.style_frames, tc.crop_frames, ref_pool).to(device)
+        _sync(device)
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits, log_dur = model(batch.text_ids, batch.durations, batch.codes, batch.ref_codes,
+                                    batch.crop_start, batch.crop_len)
+            ce, dl, _, mask = losses(logits.float(), log_dur.float(), batch)
+            loss = ce + tc.dur_loss_weight * dl
+        _sync(device)
+        t1 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        _sync(device)
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
+        sched.step()
+        _sync(device)
+        t3 = time.perf_counter()
+        st["wall_s"] += t3 - t0
+        if not math.isfinite(loss.item()):
+            st["status"], st["diverged_at"] = "diverged", step
+            break
+        st["loss_acc"].append((ce.item(), dl.item()))
+        if step >= tc.timing_warmup:
+            st["times"].append((t1 - t0, t2 - t1, t3 - t2, t3 - t0, int(mask.sum())))
+        st["mem"].append(_memory_mb(device))
+        if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
+            tr, va = evaluate(model, train_eval, ref_pool, tc, device), evaluate(model, val, ref_pool, tc, device)
+            ce_mean, dl_mean = np.mean(st["loss_acc"], axis=0)
+            st["loss_acc"] = []
+            st["curve"].append({"step": step + 1, "wall_s": st["wall_s"], "lr": sched.get_last_lr()[0],
+                                "train_loss_ce": ce_mean, "train_loss_dur": dl_mean,
+                                **{f"train_{k}": v for k, v in tr.items()}, **{f"val_{k}": v for k, v in va.items()}})
+            bar.set_postfix(train_acc=f"{tr['acc']:.1f}", val_acc=f"{va['acc']:.1f}")
+        st["step"] = step + 1
+        if ckpt and ((step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps):
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                          "rng": torch.get_rng_state(), "state": st, "model_config": mc.to_dict()}, ckpt)
+        if stop_after is not None and step + 1 >= stop_after and step + 1 < tc.steps:
+            return {"summary": None, "curve": pd.DataFrame(st["curve"]), "milestones": None, "model": model}
+    if st["status"] == "running":
+        st["status"] = "finished"
+    return _finish(model, mc, tc, st, device) | {"model": model}
+
+
+def _finish(model, mc, tc, st, device) -> dict:
+    curve = pd.DataFrame(st["curve"])
+    ms = []
+    if len(curve):
+        for split in ("train", "val"):
+            ms += [{"split": split, **r} for r in milestones(curve, f"{split}_acc", ACC_THRESHOLDS)]
+            ms += [{"split": split, **r} for r in milestones(curve, f"{split}_dur_acc", DUR_THRESHOLDS)]
+    ms = pd.DataFrame(ms)
+    times = np.array(st["times"]) if st["times"] else np.full((1, 5), np.nan)
+    med = np.median(times, axis=0)
+    s = {"status": st["status"], "steps_done": st["step"], "diverged_at": st.get("diverged_at", np.nan),
+         "fwd_ms": 1000 * med[0], "bwd_ms": 1000 * med[1], "opt_ms": 1000 * med[2], "step_ms": 1000 * med[3],
+         "tokens_per_s": med[4] * mc.n_codebooks / med[3], "frames_per_step": med[4],
+         "mem_kind": "cuda_peak_allocated" if device.type == "cuda" else "cpu_rss",
+         "mem_peak_mb": float(np.max(st["mem"])) if st["mem"] else np.nan,
+         "mem_mean_mb": float(np.mean(st["mem"])) if st["mem"] else np.nan,
+         "train_wall_s": st["wall_s"]}
+    s.update({f"params_{k}": v for k, v in model.param_counts().items()})
+    if len(curve):
+        last = curve.iloc[-1]
+        for col in curve.columns:
+            if col.startswith(("train_", "val_")):
+                s[f"final_{col}"] = last[col]
+        s["best_train_acc"], s["best_val_acc"] = curve["train_acc"].max(), curve["val_acc"].max()
+        for split in ("train", "val"):
+            for th in (50, 90, 95):
+                row = ms[(ms.metric == f"{split}_acc") & (ms.threshold == th)].iloc[0]
+                s[f"{split}_step_to_{th}"], s[f"{split}_wall_s_to_{th}"] = row["step"], row["wall_s"]
+    return {"summary": s, "curve": curve, "milestones": ms}

@@ -1,0 +1,82 @@
+"""Tidy CSVs written atomically, run metadata, and mean +- 95% CI summaries."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def atomic_write_csv(df: pd.DataFrame, path: Path) -> None:
+    """Write to a temp file in the same folder, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def upsert_rows(path: Path, rows: pd.DataFrame, key: str = "run_id") -> pd.DataFrame:
+    """Replace any rows of the same run(s) and append: re-running a run never duplicates it."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size > 0:
+        old = pd.read_csv(path)
+        old = old[~old[key].isin(set(rows[key]))]
+        rows = pd.concat([old, rows], ignore_index=True) if len(old) else rows
+    atomic_write_csv(rows, path)
+    return rows
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).parent, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except Exception:
+        return "unknown"
+
+
+def environment_row(device: str) -> dict:
+    import torch
+    versions = {}
+    for pkg in ("numpy", "pandas", "mambapy", "mamba-ssm", "encodec"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = ""
+    return {"device": device, "cpu": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "packages": ";".join(f"{k}={v}" for k, v in versions.items() if v),
+            "git_commit": git_commit()}
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
+    """Mean, half-width of the t-based CI, and n (NaNs dropped; half-width NaN for n < 2)."""
+    from scipy import stats
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    n = len(v)
+    if n == 0:
+        return np.nan, np.nan, 0
+    if n == 1:
+        return float(v[0]), np.nan, 1
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * v.std(ddof=1) / np.sqrt(n)
+    return float(v.mean()), float(half), n
+
+
+def summarize(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """One row per group: <metric>_mean, <metric>_ci95, n (runs marked diverged are counted in n_diverged)."""
+    rows = []
+    for keys, g in runs.groupby(by, sort=False):
+        row = dict(zip(by, keys if isinstance(keys, tuple) else (keys,)))
+        ok = g[g["status"] == "finished"]
+        row["n"], row["n_diverged"] = len(ok), int((g["status"] == "diverged").sum())
+        for m in metrics:
+            row[f"{m}_mean"], row[f"{m}_ci95"], _ = mean_ci(ok[m].to_numpy(dtype=float))
+        rows.append(row)
+    return pd.DataFrame(rows)
