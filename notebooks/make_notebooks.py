@@ -42,11 +42,15 @@ def notebook(title: str, intro: str, phase: str, extra_params: str = "") -> nbf.
             "runs = res['runs'][res['runs'].profile == profile]\n"
             "print(len(runs), 'runs;', runs.status.value_counts().to_dict())"),
         nbf.v4.new_markdown_cell("## Comparison (mean ± 95 % CI over seeds)"),
-        nbf.v4.new_code_cell("display(report.comparison_table(runs))"),
+        nbf.v4.new_code_cell(
+            "table = report.comparison_table(runs)\n"
+            f"table.to_markdown(f'{{out_dir}}/{phase}/comparison_{{profile}}.md')\n"
+            "display(table)"),
         nbf.v4.new_markdown_cell("## Learning curves (lines: mean over seeds; bands: 95 % CI)"),
         nbf.v4.new_code_cell(
             "curves = res['curves'][res['curves'].profile == profile]\n"
-            "fig = report.learning_curves(curves)"),
+            "fig = report.learning_curves(curves)\n"
+            f"fig.savefig(f'{{out_dir}}/{phase}/learning_curves_{{profile}}.png', dpi=110, bbox_inches='tight')"),
         nbf.v4.new_markdown_cell("## Milestones: first step reaching each token-accuracy threshold (median over seeds)"),
         nbf.v4.new_code_cell(
             "ms = res['milestones'][res['milestones'].profile == profile]\n"

@@ -32,9 +32,9 @@ from tqdm.auto import tqdm
 from . import text as textlib
 from .codec import CodecWeightsMissing, EncodecCodec, MelKMeansCodec, find_encodec_weights
 from .durations import HOP, SAMPLE_RATE, frame_durations, n_frames_for
-from .synth import SYNTH_RATE, synthesize
+from .synth import SYNTH_RATE, map_isolated
 
-SYNTH_VERSION = "espeak-ng-events-v1"
+SYNTH_VERSION = "espeak-ng-events-v2"  # v2: each utterance in a fresh process, fixed seed
 # extra "speakers": eSpeak NG voice variants at different rates (words per minute)
 SPEAKERS = [("pl", 170), ("pl+f3", 160), ("pl+m3", 180), ("pl+f2", 150), ("pl+m2", 190)]
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -130,12 +130,25 @@ def _pad_to_frames(wav: np.ndarray) -> np.ndarray:
     return np.pad(wav, (0, n_frames_for(len(wav)) * HOP - len(wav)))
 
 
-def synthesize_utterance(text: str, voice: str, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Text -> (24 kHz float32 wav padded to whole frames, exact durations of [BOS] + text)."""
-    s = synthesize(text, voice, rate)
+def _synthesize_utterance_here(text: str, voice: str, rate: int):
+    from .synth import Espeak
+    s = Espeak.get().synthesize(text, voice, rate)
     wav = soxr.resample(s.audio.astype(np.float32) / 32768.0, SYNTH_RATE, SAMPLE_RATE).astype(np.float32)
     durations = frame_durations(text, s, len(wav))
     return _pad_to_frames(wav), durations
+
+
+def synthesize_utterance(text: str, voice: str, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Text -> (24 kHz float32 wav padded to whole frames, exact durations of [BOS] + text)."""
+    return next(map_isolated(_synthesize_utterance_here, [(text, voice, rate)], processes=1))
+
+
+def _make_audio(text: str, voice: str, rate: int, wav_path: str):
+    """(wav, durations) for one source: synthesised, or a user's recording with fallback durations."""
+    if wav_path:
+        wav = _pad_to_frames(read_wav(Path(wav_path)))
+        return wav, _user_durations_here(text, len(wav))
+    return _synthesize_utterance_here(text, voice, rate)
 
 
 def user_durations(text: str, n_samples_24k: int) -> np.ndarray:
@@ -145,7 +158,12 @@ def user_durations(text: str, n_samples_24k: int) -> np.ndarray:
     recording's length (boundaries stretched linearly, then rounded to frames), so they sum
     to the recording's frame count. An approximation, recorded as `durations=espeak-scaled`.
     """
-    s = synthesize(text)
+    return next(map_isolated(_user_durations_here, [(text, n_samples_24k)], processes=1))
+
+
+def _user_durations_here(text: str, n_samples_24k: int) -> np.ndarray:
+    from .synth import Espeak
+    s = Espeak.get().synthesize(text)
     ref = frame_durations(text, s, round(len(s.audio) * SAMPLE_RATE / SYNTH_RATE)).astype(np.float64)
     total = n_frames_for(n_samples_24k)
     bounds = np.round(np.concatenate([[0], np.cumsum(ref)]) * total / ref.sum()).astype(np.int64)
@@ -230,15 +248,11 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
         (build_dir / sub).mkdir(parents=True, exist_ok=True)
     keys = {s.uid: s.key for s in sources}
 
-    for s in tqdm(sources, desc="synthesise", mininterval=1.0):
+    todo = [s for s in sources if not ((build_dir / "audio" / f"{keys[s.uid]}.wav").is_file()
+                                       and (build_dir / "durations" / f"{keys[s.uid]}.npy").is_file())]
+    made = map_isolated(_make_audio, [(s.text, s.voice, s.rate, s.wav_path) for s in todo])
+    for s, (wav, dur) in tqdm(zip(todo, made), total=len(todo), desc="synthesise", mininterval=1.0):
         wav_p, dur_p = build_dir / "audio" / f"{keys[s.uid]}.wav", build_dir / "durations" / f"{keys[s.uid]}.npy"
-        if wav_p.is_file() and dur_p.is_file():
-            continue
-        if s.wav_path:
-            wav = _pad_to_frames(read_wav(Path(s.wav_path)))
-            dur = user_durations(s.text, len(wav))
-        else:
-            wav, dur = synthesize_utterance(s.text, s.voice, s.rate)
         buf = __import__("io").BytesIO()
         sf.write(buf, wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         _atomic_write(wav_p, buf.getvalue())

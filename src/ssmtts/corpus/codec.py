@@ -138,6 +138,9 @@ def kmeans(x: torch.Tensor, k: int, iters: int, seed: int, init_sample: int = 20
     Dead centroids (no points) are re-seeded at the points farthest from their centroid, so
     every code stays in use.
     """
+    if len(x) < k:
+        raise ValueError(f"the offline codec needs at least {k} training frames to fit {k} centroids, "
+                         f"got {len(x)} ({len(x) / 75:.1f} s of audio): add training utterances")
     g = torch.Generator().manual_seed(seed)
     sub = x[torch.randperm(len(x), generator=g)[:init_sample]]
     centers = torch.empty(k, x.shape[1])
@@ -170,9 +173,10 @@ class MelKMeansCodec:
 
     @classmethod
     def fit(cls, wavs, seed: int = 0, iters: int = 20) -> "MelKMeansCodec":
+        from tqdm.auto import tqdm
         x = torch.cat([log_mel(w) for w in wavs])
         books, residual = [], x
-        for stage in range(N_CODEBOOKS):
+        for stage in tqdm(range(N_CODEBOOKS), desc=f"residual k-means on {len(x)} frames"):
             c = kmeans(residual, CODEBOOK_SIZE, iters, seed=seed * 100 + stage)
             residual = residual - c[_nearest(residual, c)]
             books.append(c)

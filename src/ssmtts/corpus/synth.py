@@ -7,10 +7,16 @@ derived from them are ground truth rather than a forced aligner's guess.
 
 The library comes from the `espeakng-loader` wheel (library + voice data, no root), or
 from Debian's `espeak-ng` package (`libespeak-ng.so.1`) when the wheel is missing.
+
+Reproducibility: libespeak-ng keeps state between utterances (the same text synthesised twice
+in one process gives slightly different audio, and some voice variants draw random numbers),
+so every utterance is synthesised in a freshly forked process with a fixed random seed. The
+result depends only on (text, voice, rate): byte-identical in any order, on any rebuild.
 """
 from __future__ import annotations
 
 import ctypes as C
+import multiprocessing
 import os
 import threading
 from dataclasses import dataclass, field
@@ -94,6 +100,7 @@ class Espeak:
 
     def synthesize(self, text: str, voice: str = "pl", rate_wpm: int = 175) -> Synthesis:
         with self._lock:
+            self.lib.espeak_ng_SetRandSeed(0)
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise EspeakError(f"eSpeak NG voice {voice!r} not found")
             self.lib.espeak_SetParameter(1, int(rate_wpm), 0)  # espeakRATE, absolute
@@ -109,5 +116,27 @@ class Espeak:
         return Synthesis(audio=audio, words=words, phonemes=phonemes)
 
 
-def synthesize(text: str, voice: str = "pl", rate_wpm: int = 175) -> Synthesis:
+def _in_fresh_process(job):
+    fn, args = job
+    return fn(*args)
+
+
+def map_isolated(fn, jobs: list[tuple], processes: int = 2):
+    """Yield fn(*job) for each job, each in its own freshly forked process (see module doc).
+
+    The parent never loads libespeak-ng, so every child starts from the same clean state.
+    """
+    if Espeak._instance is not None:
+        raise RuntimeError("libespeak-ng was loaded in the parent process; synthesis would not be reproducible")
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes, maxtasksperchild=1) as pool:
+        yield from pool.imap(_in_fresh_process, [(fn, j) for j in jobs], chunksize=1)
+
+
+def _synthesize_here(text, voice, rate_wpm):
     return Espeak.get().synthesize(text, voice, rate_wpm)
+
+
+def synthesize(text: str, voice: str = "pl", rate_wpm: int = 175) -> Synthesis:
+    """One utterance, synthesised in a fresh process (reproducible byte for byte)."""
+    return next(map_isolated(_synthesize_here, [(text, voice, rate_wpm)], processes=1))

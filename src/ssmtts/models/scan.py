@@ -40,7 +40,7 @@ def _cpu_ext():
             from torch.utils.cpp_extension import load
             src = Path(__file__).with_name("csrc") / "selective_scan.cpp"
             flags = ["-O3", "-march=native", "-fassociative-math", "-fno-signed-zeros",
-                     "-fno-trapping-math", "-fno-math-errno"]
+                     "-fno-trapping-math", "-fno-math-errno", "-ffast-math"]
             _CPU_EXT = load("ssmtts_selective_scan", [str(src)], extra_cflags=flags, verbose=False)
         except Exception as e:  # no compiler / ninja: slower but correct
             _CPU_EXT_FAILED = True

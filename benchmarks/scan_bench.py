@@ -1,0 +1,212 @@
+"""Sequence-length scaling of one layer, forward + backward, measured side by side in one run.
+
+Methods (same width d, expand E, d_state 16, batch 4):
+  mamba-cpu     Mamba-1 layer with the C++ selective-scan kernel (ssmtts default on CPU)
+  mamba-pscan   the same layer with mambapy's parallel scan
+  mamba-ref     the same layer with the per-step reference loop (capped early: it is slow)
+  mamba2-ssd    Mamba-2 layer, chunked SSD in PyTorch
+  attention     causal multi-head attention (PyTorch SDPA), same width
+Each (method, length) is timed as the median of `repeats` runs after one warm-up; a method
+stops at the first length whose single run exceeds `--time-cap` seconds (recorded as
+`capped`). Peak memory is process RSS sampled every 2 ms during the runs, minus the RSS
+before them. Also: the machine's float32 matmul peak (GFLOP/s), each method's achieved
+GFLOP/s from analytic FLOP counts, and per-frame generation cost versus position (Mamba
+state update vs a KV-cache attention layer).
+
+    python benchmarks/scan_bench.py [--quick] [--out results/bench]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from ssmtts.models.attention import Attention  # noqa: E402
+from ssmtts.models.mamba import MambaLayer  # noqa: E402
+from ssmtts.models.mamba2 import Mamba2Layer  # noqa: E402
+from ssmtts.train.results import atomic_write_csv, environment_row  # noqa: E402
+
+N_STATE, BATCH = 16, 4
+
+
+class PeakRSS:
+    """Peak resident memory above the starting point, sampled in a background thread."""
+
+    def __enter__(self):
+        self.proc, self.stop = psutil.Process(), False
+        self.base = self.peak = self.proc.memory_info().rss
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+        return self
+
+    def _run(self):
+        while not self.stop:
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self.stop = True
+        self.t.join()
+        self.mb = (self.peak - self.base) / 2**20
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / np.median(times) / 1e9
+
+
+def make_layer(method: str, d: int, expand: float):
+    d_inner = int(round(d * expand))
+    if method.startswith("mamba-"):
+        return MambaLayer(d, d_inner, N_STATE), method.split("-")[1]
+    if method == "mamba2-ssd":
+        return Mamba2Layer(d, d_inner, N_STATE, head_dim=64), None
+    return Attention(d, n_heads=d // 64, causal=True), None
+
+
+def flops_fwd_bwd(method: str, d: int, expand: float, L: int) -> float:
+    """Analytic multiply-add FLOPs x 3 (backward ~ 2 x forward)."""
+    di, B = int(round(d * expand)), BATCH
+    if method == "attention":
+        fwd = 2 * B * L * d * 4 * d + 2 * 2 * B * L * L * d / 2          # projections + causal QK^T, AV
+    elif method == "mamba2-ssd":
+        fwd = 2 * B * L * d * (2 * di + 2 * N_STATE + di // 64) + 2 * B * L * di * d + 2 * B * L * 64 * (di + N_STATE)
+    else:
+        R = -(-d // 16)
+        fwd = 2 * B * L * (d * 2 * di + di * (R + 2 * N_STATE) + R * di + di * d) + 9 * B * L * di * N_STATE
+    return 3 * fwd
+
+
+def run_once(layer, backend, x):
+    x = x.detach().requires_grad_(True)
+    t = time.perf_counter()
+    y, _ = layer(x, scan_backend=backend) if backend else layer(x)
+    y.sum().backward()
+    return time.perf_counter() - t
+
+
+def scaling(widths, lengths, methods, repeats, time_cap, ref_max_len):
+    rows, stopped = [], set()
+    for d, expand in widths:
+        for L in lengths:
+            for method in methods:
+                key = (d, expand, method)
+                row = {"d_model": d, "expand": expand, "length": L, "method": method, "batch": BATCH}
+                if key in stopped or (method == "mamba-ref" and L > ref_max_len):
+                    rows.append({**row, "status": "capped"})
+                    continue
+                torch.manual_seed(0)
+                layer, backend = make_layer(method, d, expand)
+                x = torch.randn(BATCH, L, d)
+                try:
+                    with PeakRSS() as mem:
+                        first = run_once(layer, backend, x)
+                        times = [first] if first > time_cap else [run_once(layer, backend, x) for _ in range(repeats)]
+                except RuntimeError as e:  # out of memory
+                    rows.append({**row, "status": f"error: {str(e)[:80]}"})
+                    stopped.add(key)
+                    continue
+                ms = 1000 * float(np.median(times))
+                gf = flops_fwd_bwd(method, d, expand, L) / (ms / 1000) / 1e9
+                rows.append({**row, "status": "ok", "ms": ms, "peak_mb": mem.mb, "gflops": gf})
+                print(f"d={d} E={expand} L={L:6d} {method:12s} {ms:10.1f} ms  {mem.mb:8.1f} MB  {gf:6.1f} GFLOP/s", flush=True)
+                if first > time_cap:
+                    stopped.add(key)
+                del layer, x
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def generation(d, expand, max_pos, probes):
+    """ms per generated frame at each probe position: Mamba (state update) vs attention (KV cache)."""
+    rows = []
+    for method in ("mamba-cpu", "attention"):
+        torch.manual_seed(0)
+        layer, backend = make_layer(method, d, expand)
+        state, x = None, torch.randn(1, 1, d)
+        samples = {}
+        for pos in range(max_pos):
+            t = time.perf_counter()
+            _, state = layer(x, state, scan_backend=backend) if backend else layer(x, state)
+            dt = time.perf_counter() - t
+            for p in probes:
+                if p <= pos < p + 32:
+                    samples.setdefault(p, []).append(dt)
+        for p, v in samples.items():
+            rows.append({"method": method, "d_model": d, "expand": expand, "position": p, "ms_per_frame": 1000 * np.median(v)})
+    return pd.DataFrame(rows)
+
+
+def slopes(df: pd.DataFrame, value: str) -> pd.DataFrame:
+    out = []
+    for (d, e, m), g in df[df.status == "ok"].groupby(["d_model", "expand", "method"]):
+        g = g[g.length >= 1024] if (g.length >= 1024).sum() >= 2 else g
+        if len(g) >= 2 and (g[value] > 0).all():
+            out.append({"d_model": d, "expand": e, "method": m, f"slope_{value}": np.polyfit(np.log(g.length), np.log(g[value]), 1)[0]})
+    return pd.DataFrame(out)
+
+
+def plot(df, gen, out: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    ok = df[df.status == "ok"].assign(config=lambda t: "d=" + t.d_model.astype(str) + " E=" + t.expand.astype(str))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+    sns.lineplot(data=ok, x="length", y="ms", hue="method", style="config", marker="o", ax=axes[0])
+    sns.lineplot(data=ok[ok.peak_mb > 0], x="length", y="peak_mb", hue="method", style="config", marker="o", ax=axes[1])
+    sns.lineplot(data=gen, x="position", y="ms_per_frame", hue="method", marker="o", ax=axes[2])
+    for ax, title in zip(axes, ["fwd+bwd time (ms), batch 4", "peak RSS above baseline (MB)", "generation: ms per frame"]):
+        ax.set(xscale="log", yscale="log", title=title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="results/bench")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (tests / CI)")
+    ap.add_argument("--time-cap", type=float, default=30.0)
+    a = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
+    methods = ["mamba-cpu", "mamba-pscan", "mamba-ref", "mamba2-ssd", "attention"]
+    if a.quick:
+        widths, lengths, probes, max_pos, repeats, ref_max = [(64, 1.5)], [64, 128], [1, 8, 64], 96, 1, 128
+    else:
+        widths = [(256, 1.5), (512, 2.0)]
+        lengths = [256, 512, 1024, 2048, 4096, 8192, 16384]
+        probes, max_pos, repeats, ref_max = [1, 8, 64, 512, 2048, 8160], 8192, 3, 1024
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    peak = matmul_peak_gflops(512 if a.quick else 2048)
+    print(f"float32 matmul peak: {peak:.0f} GFLOP/s")
+    env = environment_row("cpu")
+    df = scaling(widths, lengths, methods, repeats, a.time_cap, ref_max).assign(matmul_peak_gflops=peak, **env)
+    df["share_of_peak"] = df["gflops"] / peak
+    atomic_write_csv(df, out / "scaling.csv")
+    gen = generation(*widths[-1], max_pos, probes).assign(**env)
+    atomic_write_csv(gen, out / "generation.csv")
+    sl = slopes(df, "ms").merge(slopes(df, "peak_mb"), how="outer")
+    atomic_write_csv(sl, out / "slopes.csv")
+    plot(df, gen, out / "scaling.png")
+    print(sl.to_string(index=False))
+    print(gen.pivot_table(index="position", columns="method", values="ms_per_frame").to_string())
+
+
+if __name__ == "__main__":
+    main()

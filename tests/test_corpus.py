@@ -1,0 +1,146 @@
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ssmtts.corpus import build as B
+from ssmtts.corpus.codec import CodecWeightsMissing, EncodecCodec, MelKMeansCodec
+from ssmtts.corpus.durations import HOP, frame_durations, n_frames_for
+from ssmtts.corpus.synth import synthesize
+from ssmtts.corpus.text import UnknownCharacterError
+
+
+def test_corpus_size_and_sentence_lengths(corpus):
+    assert len(corpus.utterances) >= 600
+    secs = np.array([u.n_frames / 75 for u in corpus.utterances])
+    assert secs.min() >= 4.0 and secs.max() <= 15.0
+
+
+def test_durations_sum_exactly_to_frame_counts(corpus):
+    for u in corpus.utterances:
+        assert u.durations.sum() == u.n_frames, u.uid
+        assert (u.durations >= 0).all() and len(u.durations) == len(u.text_ids)
+
+
+def test_durations_follow_speech_not_an_even_split():
+    t = "Żołnierze zapowiedzieli, że wrócą jutro rano."
+    s = synthesize(t)
+    wav24 = round(len(s.audio) * 24000 / 22050)
+    d = frame_durations(t, s, wav24)
+    assert d.sum() == n_frames_for(wav24)
+    # the comma is followed by a pause in eSpeak's phoneme events: it gets real frames
+    assert d[1 + t.index(",")] >= 3
+    assert len(set(d.tolist())) > 4
+
+
+def test_splits_are_disjoint_and_fixed(corpus):
+    splits = {name: corpus.split(name) for name in ("train", "val", "test")}
+    assert all(len(v) > 20 for v in splits.values())
+    uids = [set(u.uid for u in v) for v in splits.values()]
+    texts = [set(u.text for u in v) for v in splits.values()]
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not uids[a] & uids[b] and not texts[a] & texts[b]
+    for u in corpus.utterances:  # the split is a function of the text alone
+        assert B.split_of(u.text) == u.split
+
+
+def test_codes_in_range_and_every_codebook_diverse(corpus):
+    for u in corpus.utterances[:50]:
+        assert u.codes.shape[0] == 8 and u.codes.min() >= 0 and u.codes.max() < 1024
+    unique = corpus.unique_codes_per_codebook("val")
+    assert len(unique) == 8 and min(unique) >= 300, unique
+
+
+def test_cached_codes_are_byte_identical_when_recomputed(corpus):
+    codec_path = next((corpus.build_dir / "codecs").glob("melkmeans-fit-*.pt"), None)
+    if not corpus.codec_id.startswith("melkmeans"):
+        pytest.skip("corpus made with EnCodec")
+    codec = MelKMeansCodec.load(codec_path)
+    assert codec.codec_id == corpus.codec_id
+    manifest = B.json.loads((corpus.build_dir / f"manifest-{corpus.codec_id}.json").read_text())
+    for e in manifest["utterances"][:5]:
+        wav = B.read_wav(corpus.build_dir / "audio" / f"{e['key']}.wav")
+        cached = (corpus.build_dir / "codes" / corpus.codec_id / f"{e['key']}.npy").read_bytes()
+        assert B._npy_bytes(codec.encode(wav)) == cached
+
+
+def test_offline_codec_needs_enough_training_audio():
+    import torch
+    from ssmtts.corpus.codec import kmeans
+    with pytest.raises(ValueError, match="at least 1024 training frames"):
+        kmeans(torch.randn(100, 80), 1024, iters=1, seed=0)
+
+
+def test_small_build_is_reproducible_and_invalidates_only_what_changed(tmp_path):
+    srcs = [s for s in B.shipped_sources() if B.split_of(s.text) == "train"][:4]
+    c1 = B.build_corpus(srcs, tmp_path / "a", codec="melkmeans")
+    c2 = B.build_corpus(srcs, tmp_path / "b", codec="melkmeans")
+    assert c1.codec_id == c2.codec_id and c1.corpus_hash == c2.corpus_hash
+    for u1, u2 in zip(c1.utterances, c2.utterances):
+        assert np.array_equal(u1.codes, u2.codes) and np.array_equal(u1.durations, u2.durations)
+    # editing one sentence changes one key only
+    edited = [B.Source(s.uid, s.text + " Koniec." if i == 1 else s.text, s.voice, s.rate) for i, s in enumerate(srcs)]
+    assert [a.key == b.key for a, b in zip(srcs, edited)] == [True, False, True, True]
+
+
+def test_unknown_character_in_corpus_text(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("Dobry wieczór.\nCena: 5 zł.\n", encoding="utf-8")
+    with pytest.raises(UnknownCharacterError, match="'5'"):
+        B.shipped_sources(p)
+
+
+def test_corrupt_and_empty_audio_raise(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00not really a wav")
+    with pytest.raises(B.CorruptAudioError, match="bad.wav"):
+        B.read_wav(bad)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 24000)
+    with pytest.raises(B.CorruptAudioError, match="empty"):
+        B.read_wav(empty)
+
+
+def test_user_corpus_goes_through_the_same_pipeline(tmp_path):
+    (tmp_path / "wavs").mkdir()
+    lines = []
+    train_sources = [s for s in B.shipped_sources() if B.split_of(s.text) == "train"][:3]
+    for i, s in enumerate(train_sources):
+        audio = synthesize(s.text).audio
+        sf.write(tmp_path / "wavs" / f"u{i}.wav", audio, 22050)  # a "recording" at another rate
+        lines.append(f"u{i}|{s.text}")
+    (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    c = B.build_corpus(B.user_sources(tmp_path), tmp_path / "build", codec="melkmeans")
+    assert len(c.utterances) == 3
+    for u in c.utterances:
+        assert u.durations.sum() == u.n_frames
+    manifest = (tmp_path / "build" / f"manifest-{c.codec_id}.json").read_text()
+    assert '"durations": "espeak-scaled"' in manifest
+
+
+def test_encodec_code_path_shapes_without_pretrained_weights():
+    codec = EncodecCodec(pretrained=False)
+    wav = np.random.default_rng(0).standard_normal(24000).astype(np.float32) * 0.1
+    codes = codec.encode(wav)
+    assert codes.shape == (8, n_frames_for(24000)) == (8, 75)
+    assert codes.min() >= 0 and codes.max() < 1024
+    assert "RANDOM" in codec.codec_id  # never mistaken for the real codec
+
+
+def test_missing_encodec_weights_give_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(CodecWeightsMissing, match="encodec_24khz-d7cc33bc.th"):
+        EncodecCodec(pretrained=True, weights_dir=tmp_path / "nowhere", allow_download=False)
+
+
+def test_long_samples_and_chunks(corpus):
+    longs = B.long_samples(corpus.split("train")[:12], n_samples=4)
+    assert len(longs) == 4
+    for u in longs:
+        assert u.durations.sum() == u.n_frames
+        bounds = B.chunk_bounds(u.n_frames, 100)
+        assert bounds[0][0] == 0 and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert bounds[-1][1] <= u.n_frames < bounds[-1][1] + 100

@@ -1,0 +1,138 @@
+"""Model package: state in/out, generation equivalence, no leakage, parameter formulas, config errors."""
+import pytest
+import torch
+
+from ssmtts.corpus.text import TextError
+from ssmtts.models import ModelConfig, TTSModel
+from ssmtts.models.blocks import Backbone
+from ssmtts.models.config import ConfigError
+from ssmtts.models.mamba2 import Mamba2Layer
+from ssmtts.models.tts import length_regulate
+
+BACKBONES = ["transformer", "hybrid", "mamba", "mamba2"]
+
+
+def small(backbone, **kw):
+    base = dict(backbone=backbone, n_layers=2, n_enc_layers=1, d_model=32, expand=1.5, n_heads=4,
+                mamba2_head_dim=16, conv_kernels=(3, 5))
+    if backbone == "mamba2":
+        base["expand"] = 2
+    return ModelConfig(**{**base, **kw})
+
+
+def inputs(B=2, S=15, T=70, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 80, (B, S), generator=g)
+    dur = torch.randint(2, 7, (B, S), generator=g)
+    dur[:, -1] += T - dur.sum(1)  # exactly T frames
+    dur = dur.clamp_min(0)
+    return ids, dur, torch.randint(0, 1024, (B, 8, T), generator=g), torch.randint(0, 1024, (B, 8, 150), generator=g)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_chunks_with_carried_state_equal_one_pass(backbone):
+    torch.manual_seed(0)
+    cfg = small(backbone)
+    dec = Backbone(cfg, 3, causal=True).eval()
+    x = torch.randn(2, 101, cfg.d_model)
+    full, _ = dec(x)
+    state, outs = None, []
+    for a, b in [(0, 37), (37, 38), (38, 90), (90, 101)]:  # uneven chunks, one of length 1
+        y, state = dec(x[:, a:b], state)
+        outs.append(y)
+    assert torch.allclose(torch.cat(outs, 1), full, atol=2e-5)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_frame_by_frame_generation_equals_teacher_forced_pass(backbone):
+    torch.manual_seed(0)
+    model = TTSModel(small(backbone)).eval()
+    ids, dur, codes, ref = inputs()
+    with torch.no_grad():
+        logits, _ = model(ids, dur, codes, ref)
+        enc, _ = model.encode_text(ids)
+        reg, style, prev = length_regulate(enc, dur, codes.shape[2]), model.style_vector(ref), model.shift_codes(codes)
+        state, steps = None, []
+        for t in range(codes.shape[2]):
+            out, state = model.decode(reg[:, t:t + 1], style, prev[:, :, t:t + 1], t, state)
+            steps.append(out)
+    assert torch.allclose(torch.cat(steps, 1), logits, atol=5e-5)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_no_leakage_from_current_or_future_frames(backbone):
+    """Changing audio frames t..T must not change logits of frames < t (nor of frame t itself:
+    frame t predicts its own codes from frames < t)."""
+    torch.manual_seed(0)
+    model = TTSModel(small(backbone)).eval()
+    ids, dur, codes, ref = inputs()
+    t = 31
+    changed = codes.clone()
+    changed[:, :, t:] = torch.randint(0, 1024, changed[:, :, t:].shape)
+    with torch.no_grad():
+        a, _ = model(ids, dur, codes, ref)
+        b, _ = model(ids, dur, changed, ref)
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-6, rtol=0)
+    assert not torch.allclose(a[:, t + 1:], b[:, t + 1:])  # the test can see a change where one is allowed
+
+
+def test_style_reference_is_never_the_target(corpus):
+    from ssmtts.train.data import fragment, train_batch
+    train = corpus.split("train")
+    for step in range(20):
+        b = train_batch(train, 8, seed=0, step=step, ref_frames=150, crop=192, ref_pool=train)
+        assert all(u != r for u, r in zip(b.uids, b.ref_uids))
+    frag = [fragment(train[0], 300)]
+    b = train_batch(frag, 1, seed=0, step=0, ref_frames=150, crop=None, ref_pool=train)
+    assert b.ref_uids[0].split("[")[0] != train[0].uid
+
+
+@pytest.mark.parametrize("d_embed", [64, 96])
+def test_embedding_parameter_counts_follow_the_formulas(d_embed):
+    cfg = small("mamba", d_model=96, d_embed=d_embed)
+    counts = TTSModel(cfg).param_counts()
+    assert counts["emb_audio"] == 8 * 1024 * d_embed
+    assert counts["emb_pos"] == 2048 * d_embed
+    assert counts["emb_text"] == cfg.vocab_size * d_embed
+    assert counts["emb_proj"] == (0 if d_embed == 96 else d_embed * 96 + 96)
+
+
+def test_invalid_configs_raise_clear_errors():
+    with pytest.raises(ConfigError, match="unknown backbone 'lstm'"):
+        ModelConfig(backbone="lstm")
+    with pytest.raises(ConfigError, match="expand E must be > 0"):
+        ModelConfig(expand=0)
+    with pytest.raises(ConfigError, match="not divisible by n_heads"):
+        ModelConfig(backbone="transformer", d_model=100, n_heads=8)
+    with pytest.raises(ConfigError, match="whole number of channels"):
+        ModelConfig(d_model=33, expand=1.5)
+    with pytest.raises(ConfigError, match="unknown ModelConfig fields"):
+        ModelConfig.from_dict({"layers": 3})
+
+
+def test_config_roundtrips_through_csv_row():
+    cfg = small("hybrid", conv_kernels=(9, 11))
+    row = cfg.to_row(prefix="")
+    assert row["conv_kernels"] == "9-11"
+    assert ModelConfig.from_dict(row) == cfg
+
+
+def test_text_longer_than_max_positions_is_rejected():
+    model = TTSModel(small("mamba", max_positions=64))
+    ids, dur, codes, ref = inputs(S=65, T=60)
+    with pytest.raises(TextError, match="max_positions=64"):
+        model(ids, dur, codes, ref)
+
+
+def test_mamba2_chunked_ssd_matches_a_step_by_step_recurrence():
+    torch.manual_seed(0)
+    layer = Mamba2Layer(32, 64, d_state=8, head_dim=16, chunk=16).eval()
+    x = torch.randn(1, 45, 32)
+    with torch.no_grad():
+        full, (_, h_full) = layer(x)
+        state, outs = None, []
+        for t in range(45):
+            y, state = layer(x[:, t:t + 1], state)
+            outs.append(y)
+    assert torch.allclose(torch.cat(outs, 1), full, atol=1e-5)
+    assert torch.allclose(state[1], h_full, atol=1e-5)
