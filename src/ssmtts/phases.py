@@ -36,7 +36,7 @@ def phase1(profile: str):
                                   lr=1e-3, checkpoint_every=100)}[profile]
     # "reported": the original set-up, one ~4 s fragment trained and scored on itself
     reported = replace(train, protocol="reported", reported_items=1, batch_size=1, crop_frames=None,
-                       eval_every=min(train.eval_every, 25) if profile != "smoke" else train.eval_every,
+                       eval_every=50 if profile == "cpu" else train.eval_every,
                        steps=train.steps if profile != "cpu" else 300, warmup=min(train.warmup, 20))
     return models, {"reported": reported, "heldout": train}
 
