@@ -12,7 +12,7 @@ export MALLOC_TRIM_THRESHOLD_=4294967296
 export MALLOC_TOP_PAD_=1073741824
 export CODEC
 
-.PHONY: venv data phase1 test notebooks clean-results lab
+.PHONY: venv data phase1 bench test notebooks lab
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -37,6 +37,9 @@ notebooks: $(STAMP)
 phase1: data
 	mkdir -p results/phase1
 	$(PAPERMILL) notebooks/phase1_transformer_vs_hybrid.ipynb results/phase1/phase1_transformer_vs_hybrid.ipynb -p profile $(PROFILE)
+
+bench: $(STAMP)
+	$(PY) benchmarks/scan_bench.py --out results/bench
 
 test: data
 	$(PY) -m pytest -q tests

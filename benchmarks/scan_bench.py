@@ -6,7 +6,8 @@ Methods (same width d, expand E, d_state 16, batch 4):
   mamba-ref     the same layer with the per-step reference loop (capped early: it is slow)
   mamba2-ssd    Mamba-2 layer, chunked SSD in PyTorch
   attention     causal multi-head attention (PyTorch SDPA), same width
-Each (method, length) is timed as the median of `repeats` runs after one warm-up; a method
+Each (method, length) is timed as the median of `repeats` runs after one warm-up (one run
+if the warm-up took over 5 s); a method
 stops at the first length whose single run exceeds `--time-cap` seconds (recorded as
 `capped`). Peak memory is process RSS sampled every 2 ms during the runs, minus the RSS
 before them. Also: the machine's float32 matmul peak (GFLOP/s), each method's achieved
@@ -116,7 +117,8 @@ def scaling(widths, lengths, methods, repeats, time_cap, ref_max_len):
                 try:
                     with PeakRSS() as mem:
                         first = run_once(layer, backend, x)
-                        times = [first] if first > time_cap else [run_once(layer, backend, x) for _ in range(repeats)]
+                        n = 0 if first > time_cap else 1 if first > 5 else repeats  # long runs: one timed repeat
+                        times = [run_once(layer, backend, x) for _ in range(n)] or [first]
                 except RuntimeError as e:  # out of memory
                     rows.append({**row, "status": f"error: {str(e)[:80]}"})
                     stopped.add(key)

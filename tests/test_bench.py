@@ -1,0 +1,20 @@
+"""The benchmark script runs end to end on tiny sizes (it measures; it asserts no speed)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_quick_writes_tidy_csvs(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scan_bench.py"), "--quick", "--out", str(tmp_path)],
+                   check=True, capture_output=True, timeout=600)
+    df = pd.read_csv(tmp_path / "scaling.csv")
+    assert set(df.method) == {"mamba-cpu", "mamba-pscan", "mamba-ref", "mamba2-ssd", "attention"}
+    ok = df[df.status == "ok"]
+    assert (ok.ms > 0).all() and ok.matmul_peak_gflops.gt(0).all() and ok.git_commit.notna().all()
+    gen = pd.read_csv(tmp_path / "generation.csv")
+    assert set(gen.method) == {"mamba-cpu", "attention"} and (gen.ms_per_frame > 0).all()
+    assert (tmp_path / "scaling.png").stat().st_size > 0
