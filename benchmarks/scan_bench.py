@@ -9,17 +9,21 @@ Methods (same width d, expand E, d_state 16, batch 4):
 Each (method, length) is timed as the median of `repeats` runs after one warm-up (one run
 if the warm-up took over 5 s); a method
 stops at the first length whose single run exceeds `--time-cap` seconds (recorded as
-`capped`). Peak memory is process RSS sampled every 2 ms during the runs, minus the RSS
-before them. Also: the machine's float32 matmul peak (GFLOP/s), each method's achieved
+`capped`) or fails (e.g. out of memory). Each measurement runs in a fresh interpreter; peak
+memory is its RSS sampled every 2 ms during the runs, minus the RSS just before them (layer
+and input already allocated), so it is the working memory of forward + backward. Also: the machine's float32 matmul peak (GFLOP/s), each method's achieved
 GFLOP/s from analytic FLOP counts, and per-frame generation cost versus position (Mamba
 state update vs a KV-cache attention layer).
 
-    python benchmarks/scan_bench.py [--quick] [--out results/bench]
+    python benchmarks/scan_bench.py [--quick] [--out results/bench]     (make bench)
+    python benchmarks/scan_bench.py --summarize                          (ratios.csv from scaling.csv)
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -76,7 +80,7 @@ def make_layer(method: str, d: int, expand: float):
     if method.startswith("mamba-"):
         return MambaLayer(d, d_inner, N_STATE), method.split("-")[1]
     if method == "mamba2-ssd":
-        return Mamba2Layer(d, d_inner, N_STATE, head_dim=64), None
+        return Mamba2Layer(d, d_inner, N_STATE, head_dim=64 if d_inner % 64 == 0 else 32), None
     return Attention(d, n_heads=d // 64, causal=True), None
 
 
@@ -101,6 +105,28 @@ def run_once(layer, backend, x):
     return time.perf_counter() - t
 
 
+def measure_here(method, d, expand, L, repeats, time_cap) -> dict:
+    """Time and peak memory of one configuration, in this (fresh) process."""
+    torch.manual_seed(0)
+    layer, backend = make_layer(method, d, expand)
+    x = torch.randn(BATCH, L, d)
+    with PeakRSS() as mem:
+        first = run_once(layer, backend, x)
+        n = 0 if first > time_cap else 1 if first > 5 else repeats  # long runs: one timed repeat
+        times = [run_once(layer, backend, x) for _ in range(n)] or [first]
+    return {"ms": 1000 * float(np.median(times)), "peak_mb": mem.mb, "capped": first > time_cap}
+
+
+def measure(method, d, expand, L, repeats, time_cap) -> dict:
+    """Run measure_here in a new interpreter: RSS then starts from a clean heap, so the peak
+    reflects this configuration alone (the allocator keeps freed memory for reuse)."""
+    cmd = [sys.executable, __file__, "--one", f"{method},{d},{expand},{L},{repeats},{time_cap}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=max(600, 20 * time_cap))
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["killed"])[-1][:120]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def scaling(widths, lengths, methods, repeats, time_cap, ref_max_len):
     rows, stopped = [], set()
     for d, expand in widths:
@@ -111,25 +137,16 @@ def scaling(widths, lengths, methods, repeats, time_cap, ref_max_len):
                 if key in stopped or (method == "mamba-ref" and L > ref_max_len):
                     rows.append({**row, "status": "capped"})
                     continue
-                torch.manual_seed(0)
-                layer, backend = make_layer(method, d, expand)
-                x = torch.randn(BATCH, L, d)
-                try:
-                    with PeakRSS() as mem:
-                        first = run_once(layer, backend, x)
-                        n = 0 if first > time_cap else 1 if first > 5 else repeats  # long runs: one timed repeat
-                        times = [run_once(layer, backend, x) for _ in range(n)] or [first]
-                except RuntimeError as e:  # out of memory
-                    rows.append({**row, "status": f"error: {str(e)[:80]}"})
+                r = measure(method, d, expand, L, repeats, time_cap)
+                if "error" in r:  # e.g. out of memory: recorded, and the method stops growing
+                    rows.append({**row, "status": "error: " + r["error"]})
                     stopped.add(key)
                     continue
-                ms = 1000 * float(np.median(times))
-                gf = flops_fwd_bwd(method, d, expand, L) / (ms / 1000) / 1e9
-                rows.append({**row, "status": "ok", "ms": ms, "peak_mb": mem.mb, "gflops": gf})
-                print(f"d={d} E={expand} L={L:6d} {method:12s} {ms:10.1f} ms  {mem.mb:8.1f} MB  {gf:6.1f} GFLOP/s", flush=True)
-                if first > time_cap:
+                gf = flops_fwd_bwd(method, d, expand, L) / (r["ms"] / 1000) / 1e9
+                rows.append({**row, "status": "ok", "ms": r["ms"], "peak_mb": r["peak_mb"], "gflops": gf})
+                print(f"d={d} E={expand} L={L:6d} {method:12s} {r['ms']:10.1f} ms  {r['peak_mb']:8.1f} MB  {gf:6.1f} GFLOP/s", flush=True)
+                if r["capped"]:
                     stopped.add(key)
-                del layer, x
     return pd.DataFrame(rows)
 
 
@@ -163,6 +180,14 @@ def slopes(df: pd.DataFrame, value: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """Side-by-side ratios from one run: time of each method / time of mamba-cpu, per width and length."""
+    ok = df[df.status == "ok"].pivot_table(index=["d_model", "expand", "length"], columns="method", values="ms")
+    out = ok.div(ok["mamba-cpu"], axis=0).drop(columns="mamba-cpu")
+    out.columns = [f"{m}_over_mamba_cpu" for m in out.columns]
+    return out.reset_index()
+
+
 def plot(df, gen, out: Path):
     import matplotlib
     matplotlib.use("Agg")
@@ -184,16 +209,27 @@ def main():
     ap.add_argument("--out", default="results/bench")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (tests / CI)")
     ap.add_argument("--time-cap", type=float, default=30.0)
+    ap.add_argument("--summarize", action="store_true", help="only recompute ratios.csv from scaling.csv in --out")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: method,d,expand,L,repeats,cap
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
+    if a.one:
+        m, d, e, L, rep, cap = a.one.split(",")
+        print(json.dumps(measure_here(m, int(d), float(e), int(L), int(rep), float(cap))))
+        return
     methods = ["mamba-cpu", "mamba-pscan", "mamba-ref", "mamba2-ssd", "attention"]
     if a.quick:
         widths, lengths, probes, max_pos, repeats, ref_max = [(64, 1.5)], [64, 128], [1, 8, 64], 96, 1, 128
     else:
         widths = [(256, 1.5), (512, 2.0)]
         lengths = [256, 512, 1024, 2048, 4096, 8192, 16384]
-        probes, max_pos, repeats, ref_max = [1, 8, 64, 512, 2048, 8160], 8192, 3, 1024
+        probes, max_pos, repeats, ref_max = [1, 8, 64, 512, 2048, 8160], 8192, 5, 1024
     out = Path(a.out)
+    if a.summarize:
+        r = ratios(pd.read_csv(out / "scaling.csv"))
+        atomic_write_csv(r, out / "ratios.csv")
+        print(r.to_markdown(index=False, floatfmt=".2f"))
+        return
     out.mkdir(parents=True, exist_ok=True)
     peak = matmul_peak_gflops(512 if a.quick else 2048)
     print(f"float32 matmul peak: {peak:.0f} GFLOP/s")
@@ -205,6 +241,7 @@ def main():
     atomic_write_csv(gen, out / "generation.csv")
     sl = slopes(df, "ms").merge(slopes(df, "peak_mb"), how="outer")
     atomic_write_csv(sl, out / "slopes.csv")
+    atomic_write_csv(ratios(df), out / "ratios.csv")
     plot(df, gen, out / "scaling.png")
     print(sl.to_string(index=False))
     print(gen.pivot_table(index="position", columns="method", values="ms_per_frame").to_string())

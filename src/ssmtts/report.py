@@ -36,7 +36,8 @@ def learning_curves(curves: pd.DataFrame):
     long = curves.melt(id_vars=["protocol", "label", "seed", "step"], value_vars=["train_acc", "val_acc"],
                        var_name="scored_on", value_name="token accuracy (%)")
     g = sns.relplot(data=long, x="step", y="token accuracy (%)", hue="label", style="scored_on", col="protocol",
-                    kind="line", errorbar=("ci", 95), facet_kws={"sharex": False}, height=3.5, aspect=1.3)
+                    kind="line", errorbar=("ci", 95), facet_kws={"sharex": False, "sharey": False},
+                    height=3.5, aspect=1.3)
     return g.figure
 
 
