@@ -24,6 +24,12 @@ $(STAMP): requirements.txt pyproject.toml
 	# encodec 0.1.1 declares torchaudio, whose wheels force another torch build: install it alone
 	$(PY) -m pip install -q --no-deps encodec==0.1.1
 	$(PY) -m pip install -q --no-deps -e .
+	# GPU machines: mamba-ssm's fused kernels (needs a CUDA torch and nvcc); optional, never fatal
+	@if command -v nvidia-smi >/dev/null 2>&1 && $(PY) -c "import torch,sys; sys.exit(not torch.cuda.is_available())"; then \
+		echo "CUDA found: installing the cuda extra (mamba-ssm, causal-conv1d)"; \
+		$(PY) -m pip install -q --no-build-isolation -e '.[cuda]' || \
+		echo "warning: mamba-ssm did not install; on CUDA the Mamba layers use the PyTorch parallel scan"; \
+	fi
 	# rfc3987-syntax (via jupyter-events) costs ~3 s at every nbformat import
 	$(PY) -m pip uninstall -q -y rfc3987-syntax || true
 	touch $(STAMP)
