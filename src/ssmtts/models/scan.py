@@ -19,6 +19,7 @@ Shapes (this package's layout, time-major like the rest of the model):
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -42,7 +43,9 @@ def _cpu_ext():
             src = Path(__file__).with_name("csrc") / "selective_scan.cpp"
             flags = ["-O3", "-march=native", "-fassociative-math", "-fno-signed-zeros",
                      "-fno-trapping-math", "-fno-math-errno", "-ffast-math"]
-            _CPU_EXT = load("ssmtts_selective_scan", [str(src)], extra_cflags=flags, verbose=False)
+            # one cache entry per checkout: torch rebuilds when the same name points at another path
+            name = "ssmtts_selective_scan_" + hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:8]
+            _CPU_EXT = load(name, [str(src)], extra_cflags=flags, verbose=False)
         except Exception as e:  # no compiler / ninja: slower but correct
             _CPU_EXT_FAILED = True
             warnings.warn(f"CPU selective-scan kernel unavailable ({type(e).__name__}: {e}); "
