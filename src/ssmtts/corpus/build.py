@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import zlib
@@ -106,7 +107,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
-    import io
     buf = io.BytesIO()
     np.save(buf, a, allow_pickle=False)
     return buf.getvalue()
@@ -253,7 +253,7 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
     made = map_isolated(_make_audio, [(s.text, s.voice, s.rate, s.wav_path) for s in todo])
     for s, (wav, dur) in tqdm(zip(todo, made), total=len(todo), desc="synthesise", mininterval=1.0):
         wav_p, dur_p = build_dir / "audio" / f"{keys[s.uid]}.wav", build_dir / "durations" / f"{keys[s.uid]}.npy"
-        buf = __import__("io").BytesIO()
+        buf = io.BytesIO()
         sf.write(buf, wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         _atomic_write(wav_p, buf.getvalue())
         _atomic_write(dur_p, _npy_bytes(dur))
