@@ -40,9 +40,13 @@ data: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) notebooks/make_notebooks.py
 
+# smoke runs go to the git-ignored results/smoke/ so they never mix with committed results
+RESULTS ?= $(if $(filter smoke,$(PROFILE)),results/smoke,results)
+
 phase1: data
-	mkdir -p results/phase1
-	$(PAPERMILL) notebooks/phase1_transformer_vs_hybrid.ipynb results/phase1/phase1_transformer_vs_hybrid.ipynb -p profile $(PROFILE)
+	mkdir -p $(RESULTS)/phase1
+	$(PAPERMILL) notebooks/phase1_transformer_vs_hybrid.ipynb $(RESULTS)/phase1/phase1_transformer_vs_hybrid_$(PROFILE).ipynb \
+		-p profile $(PROFILE) -p out_dir ../$(RESULTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/scan_bench.py --out results/bench
