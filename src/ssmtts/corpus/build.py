@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from . import text as textlib
 from .codec import CodecWeightsMissing, EncodecCodec, MelKMeansCodec, find_encodec_weights
 from .durations import HOP, SAMPLE_RATE, frame_durations, n_frames_for
-from .synth import SYNTH_RATE, map_isolated
+from .synth import SYNTH_RATE, map_isolated, synthesize_in_this_process
 
 SYNTH_VERSION = "espeak-ng-events-v2"  # v2: each utterance in a fresh process, fixed seed
 # extra "speakers": eSpeak NG voice variants at different rates (words per minute)
@@ -131,8 +131,7 @@ def _pad_to_frames(wav: np.ndarray) -> np.ndarray:
 
 
 def _synthesize_utterance_here(text: str, voice: str, rate: int):
-    from .synth import Espeak
-    s = Espeak.get().synthesize(text, voice, rate)
+    s = synthesize_in_this_process(text, voice, rate)
     wav = soxr.resample(s.audio.astype(np.float32) / 32768.0, SYNTH_RATE, SAMPLE_RATE).astype(np.float32)
     durations = frame_durations(text, s, len(wav))
     return _pad_to_frames(wav), durations
@@ -151,19 +150,14 @@ def _make_audio(text: str, voice: str, rate: int, wav_path: str):
     return _synthesize_utterance_here(text, voice, rate)
 
 
-def user_durations(text: str, n_samples_24k: int) -> np.ndarray:
+def _user_durations_here(text: str, n_samples_24k: int) -> np.ndarray:
     """Fallback durations for recorded speech without synthesiser events.
 
     eSpeak NG speaks the same text; its exact per-symbol durations are rescaled to the
     recording's length (boundaries stretched linearly, then rounded to frames), so they sum
     to the recording's frame count. An approximation, recorded as `durations=espeak-scaled`.
     """
-    return next(map_isolated(_user_durations_here, [(text, n_samples_24k)], processes=1))
-
-
-def _user_durations_here(text: str, n_samples_24k: int) -> np.ndarray:
-    from .synth import Espeak
-    s = Espeak.get().synthesize(text)
+    s = synthesize_in_this_process(text)
     ref = frame_durations(text, s, round(len(s.audio) * SAMPLE_RATE / SYNTH_RATE)).astype(np.float64)
     total = n_frames_for(n_samples_24k)
     bounds = np.round(np.concatenate([[0], np.cumsum(ref)]) * total / ref.sum()).astype(np.int64)

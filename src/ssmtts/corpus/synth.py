@@ -133,10 +133,11 @@ def map_isolated(fn, jobs: list[tuple], processes: int = 2):
         yield from pool.imap(_in_fresh_process, [(fn, j) for j in jobs], chunksize=1)
 
 
-def _synthesize_here(text, voice, rate_wpm):
+def synthesize_in_this_process(text: str, voice: str = "pl", rate_wpm: int = 175) -> Synthesis:
+    """For code already running inside `map_isolated` (a fresh process); elsewhere use `synthesize`."""
     return Espeak.get().synthesize(text, voice, rate_wpm)
 
 
 def synthesize(text: str, voice: str = "pl", rate_wpm: int = 175) -> Synthesis:
     """One utterance, synthesised in a fresh process (reproducible byte for byte)."""
-    return next(map_isolated(_synthesize_here, [(text, voice, rate_wpm)], processes=1))
+    return next(map_isolated(synthesize_in_this_process, [(text, voice, rate_wpm)], processes=1))

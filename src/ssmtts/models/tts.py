@@ -24,6 +24,16 @@ from .mamba import MambaLayer
 START = -1  # code value meaning "no previous frame" (frame 0)
 
 
+def window(x: torch.Tensor, start: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+    """Per-item slice x[b, ..., start_b : start_b + length] along time `dim` (1 for (B, T, ...), 2 for (B, C, T))."""
+    idx = start[:, None] + torch.arange(length, device=x.device)                # (B, l)
+    if dim == 1:
+        idx = idx.view(*idx.shape, *[1] * (x.dim() - 2)).expand(-1, -1, *x.shape[2:])
+    else:
+        idx = idx[:, None].expand(-1, x.shape[1], -1)
+    return torch.gather(x, dim, idx)
+
+
 def length_regulate(enc: torch.Tensor, durations: torch.Tensor, n_frames: int) -> torch.Tensor:
     """Repeat symbol states by their durations: enc (B, S, H), durations (B, S) -> (B, n_frames, H).
 
@@ -126,9 +136,8 @@ class TTSModel(nn.Module):
         prev = self.shift_codes(codes)
         offset = 0
         if crop_start is not None:
-            idx = crop_start[:, None] + torch.arange(crop_len, device=codes.device)      # (B, l)
-            regulated = torch.gather(regulated, 1, idx[..., None].expand(-1, -1, regulated.shape[2]))
-            prev = torch.gather(prev, 2, idx[:, None].expand(-1, prev.shape[1], -1))
+            regulated = window(regulated, crop_start, crop_len, dim=1)
+            prev = window(prev, crop_start, crop_len, dim=2)
             offset = crop_start
         logits, _ = self.decode(regulated, self.style_vector(ref_codes), prev, pos_offset=offset)
         return logits, log_dur

@@ -6,18 +6,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..models.tts import window
+
 ACC_THRESHOLDS = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99)
 DUR_THRESHOLDS = tuple(range(10, 101, 10))
-
-
-def window(x: torch.Tensor, start: torch.Tensor, length: int, dim: int) -> torch.Tensor:
-    """Per-item slice x[b, ..., start_b : start_b + length] along time `dim` (1 for (B, T, ...), 2 for (B, C, T))."""
-    idx = start[:, None] + torch.arange(length, device=x.device)                # (B, l)
-    if dim == 1:
-        idx = idx.view(*idx.shape, *[1] * (x.dim() - 2)).expand(-1, -1, *x.shape[2:])
-    else:
-        idx = idx[:, None].expand(-1, x.shape[1], -1)
-    return torch.gather(x, dim, idx)
 
 
 def losses(logits, log_dur, batch):
