@@ -12,7 +12,7 @@ export MALLOC_TRIM_THRESHOLD_=4294967296
 export MALLOC_TOP_PAD_=1073741824
 export CODEC
 
-.PHONY: venv data phase1 bench test notebooks lab
+.PHONY: venv data phase1 phase2 phase3 phase4 phase5 phases report all bench test notebooks lab
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -43,10 +43,33 @@ notebooks: $(STAMP)
 # smoke runs go to the git-ignored results/smoke/ so they never mix with committed results
 RESULTS ?= $(if $(filter smoke,$(PROFILE)),results/smoke,results)
 
-phase1: data
-	mkdir -p $(RESULTS)/phase1
-	$(PAPERMILL) notebooks/phase1_transformer_vs_hybrid.ipynb $(RESULTS)/phase1/phase1_transformer_vs_hybrid_$(PROFILE).ipynb \
-		-p profile $(PROFILE) -p out_dir ../$(RESULTS)
+THREADS ?= 0
+NB_phase1 := phase1_transformer_vs_hybrid
+NB_phase2 := phase2_pure_vs_hybrid
+NB_phase3 := phase3_layers_hidden_expand
+NB_phase4 := phase4_stateful_chunks
+NB_phase5 := phase5_embedding_width
+
+# `make phaseN`: runs the phase notebook with papermill; the executed copy lands beside its CSVs
+phase1 phase2 phase3 phase4 phase5: data
+	mkdir -p $(RESULTS)/$@
+	SSMTTS_THREADS=$(THREADS) $(PAPERMILL) notebooks/$(NB_$@).ipynb $(RESULTS)/$@/$(NB_$@)_$(PROFILE).ipynb \
+		-p profile $(PROFILE) -p out_dir ../$(RESULTS) -p threads $(THREADS)
+
+phases: phase1 phase2 phase3 phase4 phase5
+
+# the report reads only results/**.csv; HTML with figures embedded (works offline)
+report: $(STAMP)
+	mkdir -p $(RESULTS)/report
+	$(PAPERMILL) notebooks/report.ipynb $(RESULTS)/report/report_$(PROFILE).ipynb \
+		-p profile $(PROFILE) -p results_dir ../$(RESULTS)
+	$(PY) -m jupyter nbconvert --to html --log-level WARN $(RESULTS)/report/report_$(PROFILE).ipynb
+
+# every phase, then the report, on $(PROFILE); prints the wall-clock time it took
+all: data
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory phases report PROFILE=$(PROFILE) THREADS=$(THREADS) && \
+	echo "make all ($(PROFILE)) took $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
 
 bench: $(STAMP)
 	$(PY) benchmarks/scan_bench.py --out results/bench

@@ -1,4 +1,4 @@
-"""Regenerate the phase notebooks from this one file (`python notebooks/make_notebooks.py`).
+"""Regenerate every notebook from this one file (`python notebooks/make_notebooks.py`).
 
 The notebooks are thin on purpose: a `parameters` cell (papermill), calls into `ssmtts`,
 and displays. Editing here keeps their shared cells identical.
@@ -8,59 +8,75 @@ from pathlib import Path
 import nbformat as nbf
 
 HERE = Path(__file__).parent
+md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
+
+PARAMS = (
+    "# Parameters (papermill overrides these; SSMTTS_PROFILE / SSMTTS_RESULTS let nbval run the smoke profile)\n"
+    "import os\n"
+    'profile = os.environ.get("SSMTTS_PROFILE", "cpu")   # smoke | cpu | paper\n'
+    "seeds = [0, 1, 2]\n"
+    "protocols = None                                    # None: every protocol the phase defines\n"
+    'out_dir = os.environ.get("SSMTTS_RESULTS", "../results")\n'
+    'codec = os.environ.get("CODEC", "auto")            # auto | encodec | melkmeans\n'
+    'threads = int(os.environ.get("SSMTTS_THREADS", "0"))  # torch CPU threads; 0: torch default\n')
+
+SETUP = (
+    "import warnings; warnings.filterwarnings('ignore')\n"
+    "import torch\n"
+    "from IPython.display import display, Markdown\n"
+    "from ssmtts.corpus.build import build_corpus\n"
+    "from ssmtts.phases import run_phase\n"
+    "from ssmtts import report\n"
+    "if threads:\n"
+    "    torch.set_num_threads(threads)\n"
+    "if profile == 'smoke':\n"
+    "    seeds = seeds[:1]\n"
+    "corpus = build_corpus(codec=codec)\n"
+    "print('codec:', corpus.codec_id, '| corpus:', corpus.corpus_hash, '| torch threads:', torch.get_num_threads())\n"
+    "display(corpus.stats())")
 
 
-def notebook(title: str, intro: str, phase: str, extra_params: str = "") -> nbf.NotebookNode:
+def run_cells(phase: str, options: str = "") -> list:
+    return [
+        md("## Train and measure\nRuns already in the CSVs are skipped; unfinished ones resume from their checkpoints."),
+        code(f"res = run_phase({phase!r}, corpus, profile=profile, seeds=seeds, out_dir=out_dir, protocols=protocols,\n"
+             f"                progress=profile != 'smoke'{options})\n"
+             "runs = res['runs'][res['runs'].profile == profile]\n"
+             "curves = res['curves'][res['curves'].profile == profile]\n"
+             "ms = res['milestones'][res['milestones'].profile == profile]\n"
+             "print(len(runs), 'runs;', runs.status.value_counts().to_dict())"),
+    ]
+
+
+def summary_cells(phase: str) -> list:
+    return [
+        md("## Comparison (mean ± 95 % CI over seeds)"),
+        code("table = report.comparison_table(runs)\n"
+             f"table.to_markdown(f'{{out_dir}}/{phase}/comparison_{{profile}}.md')\n"
+             "display(table)"),
+        md("## Learning curves (lines: mean over seeds; bands: 95 % CI; train subset dashed, validation solid)"),
+        code("fig = report.learning_curves(curves)\n"
+             f"fig.savefig(f'{{out_dir}}/{phase}/learning_curves_{{profile}}.png', dpi=110, bbox_inches='tight')"),
+        md("## Milestones: first step reaching each token-accuracy threshold (median over seeds)"),
+        code("display(report.milestone_table(ms))"),
+    ]
+
+
+def notebook(title: str, intro: str, cells: list) -> nbf.NotebookNode:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbf.v4.new_code_cell(
-        "# Parameters (papermill overrides these; SSMTTS_PROFILE / SSMTTS_RESULTS let nbval run the smoke profile)\n"
-        "import os\n"
-        'profile = os.environ.get("SSMTTS_PROFILE", "cpu")   # smoke | cpu | paper\n'
-        "seeds = [0, 1, 2]\n"
-        'protocols = ["reported", "heldout"]\n'
-        'out_dir = os.environ.get("SSMTTS_RESULTS", "../results")\n'
-        'codec = os.environ.get("CODEC", "auto")            # auto | encodec | melkmeans\n' + extra_params)
+    params = code(PARAMS)
     params.metadata["tags"] = ["parameters"]
-    cells = [
-        nbf.v4.new_markdown_cell(f"# {title}\n\n{intro}"),
-        params,
-        nbf.v4.new_code_cell(
-            "import warnings; warnings.filterwarnings('ignore')\n"
-            "from IPython.display import display\n"
-            "from ssmtts.corpus.build import build_corpus\n"
-            "from ssmtts.phases import run_phase\n"
-            "from ssmtts import report\n"
-            "if profile == 'smoke':\n"
-            "    seeds = seeds[:1]\n"
-            "corpus = build_corpus(codec=codec)\n"
-            "print('codec:', corpus.codec_id, '| corpus:', corpus.corpus_hash)\n"
-            "display(corpus.stats())"),
-        nbf.v4.new_markdown_cell("## Train and measure\nRuns already in the CSVs are skipped; unfinished ones resume from their checkpoints."),
-        nbf.v4.new_code_cell(
-            f"res = run_phase({phase!r}, corpus, profile=profile, seeds=seeds, out_dir=out_dir, protocols=protocols, progress=profile != 'smoke')\n"
-            "runs = res['runs'][res['runs'].profile == profile]\n"
-            "print(len(runs), 'runs;', runs.status.value_counts().to_dict())"),
-        nbf.v4.new_markdown_cell("## Comparison (mean ± 95 % CI over seeds)"),
-        nbf.v4.new_code_cell(
-            "table = report.comparison_table(runs)\n"
-            f"table.to_markdown(f'{{out_dir}}/{phase}/comparison_{{profile}}.md')\n"
-            "display(table)"),
-        nbf.v4.new_markdown_cell("## Learning curves (lines: mean over seeds; bands: 95 % CI)"),
-        nbf.v4.new_code_cell(
-            "curves = res['curves'][res['curves'].profile == profile]\n"
-            "fig = report.learning_curves(curves)\n"
-            f"fig.savefig(f'{{out_dir}}/{phase}/learning_curves_{{profile}}.png', dpi=110, bbox_inches='tight')"),
-        nbf.v4.new_markdown_cell("## Milestones: first step reaching each token-accuracy threshold (median over seeds)"),
-        nbf.v4.new_code_cell(
-            "ms = res['milestones'][res['milestones'].profile == profile]\n"
-            "display(report.milestone_table(ms))"),
-    ]
-    nb.cells = cells
+    nb.cells = [md(f"# {title}\n\n{intro}"), params, code(SETUP)] + cells
     return nb
 
 
-PHASE1_INTRO = """Claim under test (Phase 1 of the original reports): a Mamba+Conv hybrid (forward Mamba branch
+PROTOCOLS = """Each configuration runs under two protocols: `reported` (the original set-up: one ~4 s
+fragment trained and scored on itself, the "training-set accuracy" of the claims) and `heldout`
+(train split -> validation split), with several seeds. Widths are the reported ones scaled to the
+profile (`ssmtts.phases.width`: x1/8 on `cpu`); labels keep the reported names."""
+
+PHASE1 = """Claim under test (Phase 1 of the original reports): a Mamba+Conv hybrid (forward Mamba branch
 plus a convolution branch with kernels 3 and 5, combined by a linear layer) is smaller and faster
 than a Transformer core of the same depth and width, and both reach 100 % accuracy (hybrid at
 step 200 vs 400). The original figure was a single run scored on its own training fragment;
@@ -68,6 +84,166 @@ here it is re-run under that `reported` protocol *and* under `heldout` (train sp
 split), with several seeds, on the same harness. Timing is forward / backward / optimizer
 milliseconds per step (median after warm-up) on this machine."""
 
+PHASE2 = f"""Claims under test: a pure Mamba decoder is smaller, faster per step and reaches 95 % sooner
+than Mamba+Conv hybrids with conv receptive fields (3,5) (5,7) (7,9) (9,11) (3,9), and the (9,11)
+hybrid peaks at 80 %. The reported pure model had *fewer* parameters than the hybrids, so
+"pure beats hybrid" was not a matched comparison: `pure-matched` adds decoder layers until its
+parameter count is closest to the (3,5) hybrid's.
+
+{PROTOCOLS}"""
+
+PHASE3 = f"""Claims under test: over pure Mamba decoders of L layers, hidden width H and expand E,
+L4_H768_E1.5 is best (99.4 %, 95 % at step 362); E1.5 beats E2.5; shallow-wide (L4) beats deep
+(L12); H512 falls to 89.7 %; small widths fail (H384 50-52 %, H256 crashed). A configuration that
+diverges is recorded as a row with status `diverged`, not a crash.
+
+{PROTOCOLS}
+
+**Efficiency**, defined here: held-out validation accuracy per million parameters, and per
+minute of training wall-clock (the cpu profile's runs are too short to reach 90 % validation
+accuracy, so "time to 90 %" would be censored for every configuration); the Pareto plot shows
+which configurations no other one beats on both accuracy and training time."""
+
+PHASE4 = """Claims under test (L4_H768_E1.5, scaled): training on chunks of long recordings, stateless
+(random chunks, fresh state) reaches a higher best accuracy than stateful (each sample's chunks in
+order, the decoder state carried and detached between chunks: 85.1 vs 79.9 %), stateful steps are
+slower (87.2 vs 81.5 ms), stateful lowers the error variance over chunk position (0.442 vs 0.765),
+and stateless reaches 50 % sooner (562 vs 665). Both modes see the same chunks with the same batch
+size; each is scored the way it is trained (stateful: state carried through all chunks in order).
+"Train" is the training samples' chunks, "val" long samples made of validation utterances. Error
+variance = variance over chunk positions of the per-position cross-entropy (and of token error %)."""
+
+PHASE5 = f"""Claims under test: the width E_emb of the text, audio and positional embedding tables is best
+at E_emb = H (no projection; 91.1 %, 90 % at step 843 at H = 768), and E_emb = H/3 is 8.8 % faster
+per step. A greedy search: round 1 tries E_emb in {{H/3, 2H/3, H}}; round 2 tries the round-1
+winner ± H/6. The winner is chosen **here, from the round-1 CSVs** (highest mean held-out
+validation accuracy), not hard-coded.
+
+{PROTOCOLS}"""
+
+REPORT = """Reads only `results/**.csv` (and `data/claims.csv`, the claims of the original reports with
+their reported figures). Nothing here trains. Each phase notebook under `results/phaseN/` has
+the details; this notebook draws the figures across phases and the claim-by-claim verdicts.
+
+**Verdicts**: *holds* when every comparison a claim makes goes the claimed way with p < 0.05
+(Welch t-test over seeds; an exact comparison for deterministic counts such as parameters),
+*does not hold* when any goes significantly the other way, *inconclusive* otherwise (including
+claims whose runs are missing). Milestones never reached are censored at the run's end, so "not
+reached" counts as slower. The verdict column is about the `reported` protocol (training-set
+accuracy, as the claims were made); the held-out column repeats the test on validation data."""
+
+
+def phase_notebooks() -> dict:
+    return {
+        "phase1_transformer_vs_hybrid": notebook(
+            "Phase 1: Transformer vs Mamba+Conv hybrid", PHASE1, run_cells("phase1") + summary_cells("phase1")),
+        "phase2_pure_vs_hybrid": notebook(
+            "Phase 2: pure Mamba vs Mamba+Conv hybrids (conv receptive fields)", PHASE2,
+            run_cells("phase2") + summary_cells("phase2") + [
+                md("## Parameter matching\nParameters per configuration (the matched pure model is the one closest to hybrid 3-5)."),
+                code("display(runs.groupby(['label', 'config'], sort=False)[['params_total', 'params_decoder']].first())")]),
+        "phase3_layers_hidden_expand": notebook(
+            "Phase 3: layers x hidden x expand sweep (pure Mamba)", PHASE3,
+            run_cells("phase3") + summary_cells("phase3") + [
+                md("## Efficiency (held-out protocol)"),
+                code("held = runs[(runs.protocol == 'heldout') & (runs.status == 'finished')]\n"
+                     "eff = held.assign(val_acc_per_mparam=held.best_val_acc / (held.params_total / 1e6),\n"
+                     "                  val_acc_per_train_min=held.best_val_acc / (held.train_wall_s / 60))\n"
+                     "metrics = ['params_total', 'step_ms', 'train_wall_s', 'best_val_acc', 'val_acc_per_mparam',\n"
+                     "           'val_acc_per_train_min', 'val_wall_s_to_90']\n"
+                     "display(report.summarize(eff, ['label'], metrics).set_index('label').round(3))"),
+                md("## Pareto: held-out accuracy vs training time"),
+                code("if len(held):\n"
+                     "    fig = report.pareto_plot(held, cost='train_wall_s', score='best_val_acc')\n"
+                     "    fig.savefig(f'{out_dir}/phase3/pareto_{profile}.png', dpi=110, bbox_inches='tight')")]),
+        "phase4_stateful_chunks": notebook(
+            "Phase 4: stateless vs stateful chunk training", PHASE4,
+            run_cells("phase4") + summary_cells("phase4") + [
+                md("## Error variance over chunk position and state size (mean ± 95 % CI over seeds)"),
+                code("display(report.comparison_table(runs, ['step_ms', 'best_train_acc', 'best_val_acc',\n"
+                     "    'final_train_err_var_chunks', 'final_train_ce_var_chunks', 'final_val_err_var_chunks',\n"
+                     "    'final_val_ce_var_chunks', 'final_train_state_rms', 'train_step_to_50']))"),
+                md("## Accuracy and SSM state RMS by chunk position (final evaluation)"),
+                code("pos = res['positions'][res['positions'].profile == profile]\n"
+                     "fig = report.chunk_positions(pos)\n"
+                     "fig.savefig(f'{out_dir}/phase4/chunk_positions_{profile}.png', dpi=110, bbox_inches='tight')")]),
+        "phase5_embedding_width": notebook(
+            "Phase 5: embedding width (greedy search)", PHASE5, [
+                md("## Round 1: E_emb in {H/3, 2H/3, H}"),
+                code("from ssmtts.phases import phase5, phase5_round2\n"
+                     "H = phase5(profile)[0][0][1].d_model\n"
+                     "res = run_phase('phase5', corpus, profile=profile, seeds=seeds, out_dir=out_dir, protocols=protocols,\n"
+                     "                progress=profile != 'smoke')\n"
+                     "round1 = [H // 3, 2 * H // 3, H]\n"
+                     "round2 = phase5_round2(res['runs'][res['runs'].profile == profile], H, round1)\n"
+                     "display(Markdown(f'H = {H}; round-1 winner by held-out accuracy: **E_emb = {round2[\"winner\"]}**; '\n"
+                     "                 f'round 2 tries {round2[\"widths\"]}'))"),
+                md("## Round 2: the winner ± H/6")] +
+            run_cells("phase5", ", embed_widths=round2['widths']") + summary_cells("phase5")),
+    }
+
+
+def report_notebook() -> nbf.NotebookNode:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = code(
+        "# Parameters\n"
+        "import os\n"
+        'profile = os.environ.get("SSMTTS_PROFILE", "cpu")\n'
+        'results_dir = os.environ.get("SSMTTS_RESULTS", "../results")\n'
+        'claims_path = "../data/claims.csv"\n'
+        'bench_dir = "../results/bench"      # the length-scaling benchmark (make bench), if present\n'
+        'samples_dir = "../results/samples"  # generated speech (make samples), if present\n')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        md("# Report: Transformer vs Mamba+Conv hybrid vs pure Mamba for codec-token TTS\n\n" + REPORT),
+        params,
+        code("import warnings; warnings.filterwarnings('ignore')\n"
+             "from pathlib import Path\n"
+             "import pandas as pd\n"
+             "from IPython.display import display, Markdown\n"
+             "from ssmtts import report\n"
+             "res = report.load_results(results_dir, profile)\n"
+             "runs = res['runs']\n"
+             "display(Markdown(f'**{len(runs)} runs** in `{results_dir}` for profile `{profile}`; codec(s): '\n"
+             "                 + ', '.join(f'`{c}`' for c in runs.get('codec_id', pd.Series(dtype=str)).unique())))\n"
+             "display(runs.groupby(['phase', 'protocol']).agg(runs=('run_id', 'size'), configs=('label', 'nunique'),\n"
+             "        finished=('status', lambda s: int((s == 'finished').sum())),\n"
+             "        diverged=('status', lambda s: int((s == 'diverged').sum())), minutes=('elapsed_s', lambda s: s.sum() / 60)).round(1))"),
+        md("## Claims, one by one"),
+        code("claims = pd.read_csv(claims_path)\n"
+             "table = report.claims_table(claims, runs, bench_dir if Path(bench_dir).is_dir() else None)\n"
+             "Path(results_dir, 'report').mkdir(parents=True, exist_ok=True)\n"
+             "table.to_csv(Path(results_dir, 'report', f'claims_{profile}.csv'), index=False)\n"
+             "table.to_markdown(Path(results_dir, 'report', f'claims_{profile}.md'), index=False)\n"
+             "display(table.verdict.value_counts().to_frame('claims'))\n"
+             "with pd.option_context('display.max_colwidth', None):\n"
+             "    display(table.style.hide(axis='index'))"),
+        md("## Learning curves per phase and protocol (mean ± 95 % CI)"),
+        code("if len(res['curves']):\n"
+             "    report.curves_by_phase(res['curves'])"),
+        md("## Milestones: median first step reaching each training-accuracy threshold"),
+        code("if len(res['milestones']):\n"
+             "    report.milestone_heatmap(res['milestones'], 'train_acc')"),
+        md("## Cost: ms/step and peak memory vs parameters (memory on CPU is process RSS)"),
+        code("if len(runs):\n"
+             "    report.cost_vs_params(runs)"),
+        md("## Accuracy vs training time (held-out protocol; Pareto front dashed)"),
+        code("held = runs[(runs.protocol == 'heldout') & (runs.status == 'finished')]\n"
+             "if len(held):\n"
+             "    report.pareto_plot(held.assign(label=held.phase + ':' + held.label))"),
+        md("## Sequence-length scaling (the benchmark, when present)"),
+        code("scaling = Path(bench_dir, 'scaling.csv')\n"
+             "if scaling.is_file():\n"
+             "    report.bench_scaling(pd.read_csv(scaling))\n"
+             "    display(pd.read_csv(Path(bench_dir, 'slopes.csv')).round(2))\n"
+             "else:\n"
+             "    print('no benchmark results: run `make bench`')"),
+    ]
+    return nb
+
+
 if __name__ == "__main__":
-    nbf.write(notebook("Phase 1: Transformer vs Mamba+Conv hybrid", PHASE1_INTRO, "phase1"),
-              HERE / "phase1_transformer_vs_hybrid.ipynb")
+    for name, nb in phase_notebooks().items():
+        nbf.write(nb, HERE / f"{name}.ipynb")
+    nbf.write(report_notebook(), HERE / "report.ipynb")

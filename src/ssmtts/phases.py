@@ -1,8 +1,13 @@
 """Profiles and per-phase run grids, and the runner that writes results/<phase>/*.csv.
 
-A phase is a list of (label, ModelConfig) pairs run under each protocol and seed with one
-TrainConfig per protocol. Profiles: `smoke` (tests/CI, seconds), `cpu` (default: a 2-core
-laptop, well under an hour per phase), `paper` (the reported sizes, for a GPU).
+A phase is a function `phaseN(profile, **options) -> (models, trains)`: `models` is a list of
+(label, ModelConfig) and `trains` maps each protocol to its TrainConfig. Every (model,
+protocol, seed) is one run. Labels name the configuration of the original reports (e.g.
+"L4_H768_E1.5"); the ModelConfig is that point scaled to the profile (its `name` says which).
+
+Profiles: `smoke` (tests/CI, seconds), `cpu` (default: a 2-core laptop, well under an hour per
+phase), `paper` (the reported sizes, for a GPU). Widths scale by WIDTH_SCALE and are rounded
+to a multiple of 8; depths and expand factors are kept as reported.
 """
 from __future__ import annotations
 
@@ -14,11 +19,48 @@ import pandas as pd
 import torch
 
 from .corpus.build import Corpus
-from .models import ModelConfig
+from .models import ModelConfig, TTSModel
 from .train.loop import TrainConfig, run_training
 from .train.results import environment_row, upsert_rows
 
 PROFILES = ("smoke", "cpu", "paper")
+WIDTH_SCALE = {"smoke": 1 / 24, "cpu": 1 / 8, "paper": 1}
+ENC_LAYERS = {"smoke": 1, "cpu": 2, "paper": 3}
+
+
+def width(reported_width: int, profile: str) -> int:
+    """A reported hidden width scaled to the profile: 768 -> 32 (smoke), 96 (cpu), 768 (paper)."""
+    return max(8, round(reported_width * WIDTH_SCALE[profile] / 8) * 8)
+
+
+def n_params(mc: ModelConfig) -> int:
+    """Parameter count without allocating weights (the model is built on the meta device)."""
+    with torch.device("meta"):
+        return TTSModel(mc).param_counts()["total"]
+
+
+def _protocols(profile: str, reported_steps: int | None = None, **cpu) -> dict[str, TrainConfig]:
+    """The two utterance protocols: `heldout` (train split -> validation) and `reported`
+    (the original set-up: one ~4 s fragment trained and scored on itself; scoring it is cheap,
+    so it is scored every 10 steps and the validation side of its curve uses 8 utterances)."""
+    train = {"smoke": TrainConfig(steps=6, batch_size=2, crop_frames=48, eval_every=3, eval_train_items=4,
+                                  eval_val_items=4, warmup=2, checkpoint_every=3, reported_frames=96),
+             # short on purpose: ~80 s per (configuration, seed) on one core, both protocols
+             "cpu": TrainConfig(**{**dict(steps=80, batch_size=8, crop_frames=96, eval_every=20, warmup=10, lr=2e-3,
+                                          checkpoint_every=20, eval_train_items=12, eval_val_items=12), **cpu}),
+             "paper": TrainConfig(steps=1000, batch_size=16, crop_frames=None, eval_every=50, warmup=100,
+                                  lr=1e-3, checkpoint_every=100)}[profile]
+    reported = replace(train, protocol="reported", reported_items=1, batch_size=1, crop_frames=None,
+                       eval_every=10 if profile == "cpu" else train.eval_every,
+                       eval_val_items=(8 if reported_steps else 4) if profile == "cpu" else train.eval_val_items,
+                       steps=(reported_steps or 100) if profile == "cpu" else train.steps,
+                       warmup=min(train.warmup, 20))
+    return {"reported": reported, "heldout": train}
+
+
+def _mamba(profile: str, layers: int = 4, reported_width: int = 768, expand: float = 1.5, **kw) -> ModelConfig:
+    return ModelConfig(backbone="mamba", n_layers=layers, n_enc_layers=ENC_LAYERS[profile],
+                       d_model=width(reported_width, profile), expand=expand, **kw)
 
 
 def phase1(profile: str):
@@ -28,46 +70,112 @@ def phase1(profile: str):
             "paper": dict(n_layers=6, n_enc_layers=3, d_model=256, n_heads=4)}[profile]
     models = [("transformer", ModelConfig(backbone="transformer", **size)),
               ("hybrid", ModelConfig(backbone="hybrid", expand=1.5, conv_kernels=(3, 5), **size))]
-    train = {"smoke": TrainConfig(steps=6, batch_size=2, crop_frames=48, eval_every=3, eval_train_items=4,
-                                  eval_val_items=4, warmup=2, checkpoint_every=3, reported_frames=96),
-             "cpu": TrainConfig(steps=240, batch_size=8, crop_frames=192, eval_every=30, warmup=30,
-                                lr=2e-3, checkpoint_every=30, eval_train_items=16),
-             "paper": TrainConfig(steps=1000, batch_size=16, crop_frames=None, eval_every=50, warmup=100,
-                                  lr=1e-3, checkpoint_every=100)}[profile]
-    # "reported": the original set-up, one ~4 s fragment trained and scored on itself
-    # Scoring the fragment is cheap, so it is scored every 10 steps (milestones to 10-step
-    # resolution); the validation side of these curves uses 8 utterances.
-    reported = replace(train, protocol="reported", reported_items=1, batch_size=1, crop_frames=None,
-                       eval_every=10 if profile == "cpu" else train.eval_every,
-                       eval_val_items=8 if profile == "cpu" else train.eval_val_items,
-                       steps=train.steps if profile != "cpu" else 300, warmup=min(train.warmup, 20))
-    return models, {"reported": reported, "heldout": train}
+    # (the committed cpu results of Phase 1 were made with these longer runs)
+    trains = _protocols(profile, reported_steps=300, steps=240, batch_size=8, crop_frames=192, eval_every=30,
+                        warmup=30, checkpoint_every=30, eval_train_items=16, eval_val_items=None)
+    return models, trains
 
 
-PHASES = {"phase1": phase1}
+PHASE2_KERNELS = [(3, 5), (5, 7), (7, 9), (9, 11), (3, 9)]
+
+
+def phase2(profile: str):
+    """Pure Mamba vs Mamba+Conv hybrids with five conv receptive fields, plus a parameter-matched pure Mamba.
+
+    The original pure model had fewer parameters than the hybrids (38.0M vs 42.6M); the matched
+    one adds decoder layers until its count is closest to the (3, 5) hybrid's.
+    """
+    pure = _mamba(profile)
+    models = [("pure", pure)]
+    for k in PHASE2_KERNELS:
+        models.append((f"hybrid{k[0]}-{k[1]}", replace(pure, backbone="hybrid", conv_kernels=k)))
+    target = n_params(models[1][1])
+    layers = min(range(pure.n_layers, 4 * pure.n_layers + 1), key=lambda n: abs(n_params(replace(pure, n_layers=n)) - target))
+    models.append(("pure-matched", replace(pure, n_layers=layers)))
+    return models, _protocols(profile)
+
+
+# (label, decoder layers, reported hidden width, expand): the reported points and the small-width thresholds
+PHASE3_POINTS = [("L4_H768_E1.5", 4, 768, 1.5), ("L6_H512_E1.5", 6, 512, 1.5), ("L4_H768_E2.5", 4, 768, 2.5),
+                 ("L6_H768_E2.0", 6, 768, 2.0), ("L6_H768_E3.0", 6, 768, 3.0), ("L12_H768_E1.5", 12, 768, 1.5),
+                 ("L4_H384_E1.5", 4, 384, 1.5), ("L4_H256_E1.5", 4, 256, 1.5)]
+
+
+def phase3(profile: str):
+    """Pure Mamba sweep over layers x hidden x expand at the reported points (widths scaled to the profile)."""
+    return [(label, _mamba(profile, L, H, E)) for label, L, H, E in PHASE3_POINTS], _protocols(profile)
+
+
+def phase4(profile: str):
+    """Stateless vs stateful chunk training of L4_H768_E1.5 (scaled) on long samples cut into chunks."""
+    chunk = {"smoke": dict(steps=6, chunk_frames=48, chunk_samples=2, chunk_train_utts=4, chunk_val_samples=2,
+                           chunk_val_utts=4, eval_every=3, checkpoint_every=3, warmup=2),
+             "cpu": dict(steps=240, chunk_frames=96, chunk_samples=4, chunk_train_utts=48, chunk_val_samples=2,
+                         chunk_val_utts=16, eval_every=30, checkpoint_every=30, warmup=20, lr=2e-3),
+             # 4 samples x ~116 chunks as reported
+             "paper": dict(steps=1000, chunk_frames=96, chunk_samples=4, chunk_train_utts=80, chunk_val_samples=2,
+                           chunk_val_utts=38, eval_every=50, checkpoint_every=100, warmup=100, lr=1e-3)}[profile]
+    base = TrainConfig(batch_size=chunk["chunk_samples"], crop_frames=None, **chunk)
+    trains = {p: replace(base, protocol=p) for p in ("stateless", "stateful")}
+    return [("L4_H768_E1.5", _mamba(profile))], trains
+
+
+def phase5(profile: str, embed_widths: list[int] | None = None):
+    """Embedding width E_emb of the text, audio and positional tables at the profile's H.
+
+    Round 1 (default): E_emb in {H/3, 2H/3, H}. Round 2 passes `embed_widths` around the round-1
+    winner (the notebook picks it from the round-1 CSVs). E_emb = H has no projection.
+    """
+    base = _mamba(profile)
+    H = base.d_model
+    widths = embed_widths or [H // 3, 2 * H // 3, H]
+    return [(f"Emb{e}", replace(base, d_embed=int(e))) for e in widths], _protocols(profile)
+
+
+def phase5_round2(runs: pd.DataFrame, H: int, round1: list[int]) -> dict:
+    """Round 2 of the greedy search: the round-1 winner (highest mean held-out validation accuracy,
+    ties to the narrower table) and its neighbours winner ± H/6 that round 1 did not try."""
+    r1 = runs[(runs.protocol == "heldout") & (runs.status == "finished") & runs.model_d_embed.isin(round1)]
+    if r1.empty:
+        raise ValueError("phase5 round 2 needs finished heldout runs of round 1 in runs.csv")
+    score = r1.groupby("model_d_embed")["best_val_acc"].mean()
+    winner = int(min(score.index[score == score.max()]))
+    step = max(1, H // 6)
+    widths = [w for w in (winner - step, winner + step) if w > 0 and w not in round1]
+    return {"winner": winner, "widths": widths, "scores": score.to_dict()}
+
+
+PHASES = {"phase1": phase1, "phase2": phase2, "phase3": phase3, "phase4": phase4, "phase5": phase5}
 
 
 def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2), out_dir: str | Path = "results",
-              protocols=("reported", "heldout"), device: str | None = None, progress: bool = True) -> dict:
+              protocols=None, device: str | None = None, progress: bool = True, **options) -> dict:
     """Run every (config, protocol, seed) not yet finished and upsert its rows into the CSVs.
 
     Files in out_dir/<phase>/: runs.csv (one row per run), curves.csv (one row per
-    evaluation), milestones.csv (one row per run x metric x threshold). Unfinished runs
-    resume from out_dir/<phase>/checkpoints/.
+    evaluation), milestones.csv (one row per run x metric x threshold) and, for chunked
+    protocols, positions.csv (accuracy per chunk position at each evaluation). Unfinished runs
+    resume from out_dir/<phase>/checkpoints/. `protocols` None runs every protocol the phase
+    defines; `options` go to the phase function (e.g. embed_widths for phase5).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {PROFILES}")
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}: choose from {', '.join(PHASES)}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(out_dir) / phase
     out.mkdir(parents=True, exist_ok=True)
-    models, trains = PHASES[phase](profile)
+    models, trains = PHASES[phase](profile, **options)
+    unknown = set(protocols or []) - set(trains)
+    if unknown:
+        raise ValueError(f"{phase} has no protocol {sorted(unknown)}: it defines {sorted(trains)}")
     env = environment_row(device)
     runs_path = out / "runs.csv"
     done = set()
     if runs_path.is_file():
         prev = pd.read_csv(runs_path)
         done = set(prev.loc[prev.status.isin(["finished", "diverged"]), "run_id"])
-    for protocol in protocols:
+    for protocol in protocols or list(trains):
         tc = trains[protocol]
         for label, mc in models:
             for seed in seeds:
@@ -80,6 +188,9 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
                         "config": mc.name, "seed": seed, "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash}
                 upsert_rows(out / "curves.csv", res["curve"].assign(**meta))
                 upsert_rows(out / "milestones.csv", res["milestones"].assign(**meta))
+                if len(res["positions"]):
+                    upsert_rows(out / "positions.csv", res["positions"].assign(**meta))
                 row = {**meta, **res["summary"], "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
                 upsert_rows(runs_path, pd.DataFrame([row]))
-    return {name: pd.read_csv(out / f"{name}.csv") for name in ("runs", "curves", "milestones")}
+    files = ["runs", "curves", "milestones"] + (["positions"] if (out / "positions.csv").is_file() else [])
+    return {name: pd.read_csv(out / f"{name}.csv") for name in files}

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .train.results import summarize
+from .train.results import mean_ci, summarize
 
 COMPARISON_METRICS = ["params_total", "fwd_ms", "bwd_ms", "opt_ms", "step_ms", "tokens_per_s", "mem_peak_mb",
                       "final_train_ce", "final_train_acc", "final_val_acc", "best_train_acc", "best_val_acc",
@@ -46,3 +47,255 @@ def milestone_table(ms: pd.DataFrame, metric_suffix: str = "_acc") -> pd.DataFra
     sel = ms[ms.metric.str.endswith(metric_suffix) & ~ms.metric.str.contains("dur")]
     t = sel.groupby(["protocol", "label", "split", "threshold"])["step"].median().unstack("threshold")
     return t
+
+
+# ---------------------------------------------------------------- all phases
+
+def load_results(results_dir, profile: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every results/<phase>/{runs,curves,milestones,positions}.csv, concatenated (filtered to one profile)."""
+    from pathlib import Path
+    out = {}
+    for name in ("runs", "curves", "milestones", "positions"):
+        frames = [pd.read_csv(p) for p in sorted(Path(results_dir).glob(f"phase*/{name}.csv"))]
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["phase", "profile"])
+        out[name] = df[df.profile == profile] if profile is not None and len(df) else df
+    return {**out, "runs": with_milestone_columns(out["runs"], out["milestones"])}
+
+
+def with_milestone_columns(runs: pd.DataFrame, ms: pd.DataFrame) -> pd.DataFrame:
+    """Add `<split>_step_to_<threshold>` for every token-accuracy milestone (NaN: not reached)."""
+    sel = ms[ms.metric.isin(["train_acc", "val_acc"])] if len(ms) else ms
+    if not len(sel) or not len(runs):
+        return runs
+    wide = sel.assign(col=sel.metric.str.replace("_acc", "") + "_step_to_" + sel.threshold.astype(int).astype(str)) \
+        .pivot_table(index="run_id", columns="col", values="step", aggfunc="first", dropna=False)
+    runs = runs.drop(columns=[c for c in wide.columns if c in runs.columns])
+    return runs.merge(wide, left_on="run_id", right_index=True, how="left")
+
+
+def curves_by_phase(curves: pd.DataFrame, metric: str = "acc"):
+    """One panel per phase x protocol: train (dashed) and validation (solid) accuracy, mean and 95 % CI band."""
+    long = curves.melt(id_vars=["phase", "protocol", "label", "seed", "step"],
+                       value_vars=[f"train_{metric}", f"val_{metric}"], var_name="scored_on", value_name=metric)
+    long["panel"] = long.phase + " / " + long.protocol
+    g = sns.relplot(data=long, x="step", y=metric, hue="label", style="scored_on", col="panel", col_wrap=3,
+                    kind="line", errorbar=("ci", 95), facet_kws={"sharex": False, "sharey": False},
+                    height=2.8, aspect=1.35)
+    g.set_titles("{col_name}")
+    return g.figure
+
+
+def milestone_heatmap(ms: pd.DataFrame, metric: str = "train_acc"):
+    """Median first step reaching each threshold of `metric` (blank: not reached), rows phase/protocol/label."""
+    sel = ms[ms.metric == metric]
+    t = sel.groupby(["phase", "protocol", "label", "threshold"])["step"].median().unstack("threshold")
+    t.index = [" / ".join(map(str, i)) for i in t.index]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * t.shape[1], 0.9 + 0.3 * t.shape[0]))
+    sns.heatmap(t, annot=True, fmt=".0f", cmap="viridis_r", cbar_kws={"label": "step"}, ax=ax, annot_kws={"size": 7})
+    ax.set_title(f"first step with {metric} >= threshold (median over seeds)")
+    ax.set_xlabel("threshold (%)")
+    return fig
+
+
+def cost_vs_params(runs: pd.DataFrame):
+    """ms/step and peak memory against parameter count, one point per run (per phase x protocol)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, y in zip(axes, ("step_ms", "mem_peak_mb")):
+        sns.scatterplot(data=runs, x="params_total", y=y, hue="phase", style="protocol", ax=ax)
+        ax.set_xscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_front(df: pd.DataFrame, cost: str, score: str) -> pd.DataFrame:
+    """Rows not dominated by any other (lower-or-equal cost and higher-or-equal score, one strictly)."""
+    keep = []
+    for i, r in df.iterrows():
+        dominated = ((df[cost] <= r[cost]) & (df[score] >= r[score]) &
+                     ((df[cost] < r[cost]) | (df[score] > r[score]))).any()
+        if not dominated:
+            keep.append(i)
+    return df.loc[keep].sort_values(cost)
+
+
+def pareto_plot(runs: pd.DataFrame, cost: str = "train_wall_s", score: str = "best_val_acc"):
+    """Mean score vs mean cost per label (error bars: 95 % CI over seeds), Pareto front joined."""
+    s = summarize(runs, ["label"], [cost, score])
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax.errorbar(s[f"{cost}_mean"], s[f"{score}_mean"], xerr=s[f"{cost}_ci95"], yerr=s[f"{score}_ci95"], fmt="o")
+    for _, r in s.iterrows():
+        ax.annotate(r["label"], (r[f"{cost}_mean"], r[f"{score}_mean"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    front = pareto_front(s, f"{cost}_mean", f"{score}_mean")
+    ax.plot(front[f"{cost}_mean"], front[f"{score}_mean"], "--", color="gray", label="Pareto front")
+    ax.set_xlabel(cost), ax.set_ylabel(score), ax.legend()
+    return fig
+
+
+def bench_scaling(scaling: pd.DataFrame):
+    """Forward+backward time and peak memory vs sequence length (log-log), from results/bench/scaling.csv."""
+    ok = scaling[scaling.status == "ok"]
+    ok = ok.assign(width=ok.d_model.astype(str) + " x E" + ok.expand.astype(str))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, y in zip(axes, ("ms", "peak_mb")):
+        sns.lineplot(data=ok, x="length", y=y, hue="method", style="width", marker="o", ax=ax)
+        ax.set_xscale("log", base=2), ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- claims
+
+def _groups(runs: pd.DataFrame, claim) -> pd.DataFrame:
+    """The runs a claim is about, with a `group` column: label, or protocol for claims across protocols."""
+    protocols = str(claim.protocol).split("|")
+    sel = runs[(runs.phase == claim.phase) & runs.protocol.isin(protocols)]
+    return sel.assign(group=sel.protocol if len(protocols) > 1 else sel.label)
+
+
+def _resolve(name: str, sel: pd.DataFrame) -> str:
+    """'@H' / '@H/3' name the embedding-width labels of Phase 5 relative to the profile's hidden width."""
+    if not name.startswith("@") or sel.empty:
+        return name
+    H = int(sel.model_d_model.iloc[0])
+    return f"Emb{H if name == '@H' else H // int(name.split('/')[1])}"
+
+
+def _values(sel: pd.DataFrame, group: str, metric: str) -> np.ndarray:
+    """A metric over the finished (and diverged) runs of a group; milestone steps never reached are
+    censored at the run's last step + one evaluation interval, so "not reached" counts as slower."""
+    g = sel[sel.group == group]
+    v = g[metric].to_numpy(dtype=float)
+    if "_step_to_" in metric:
+        v = np.where(np.isnan(v), (g.train_steps + g.train_eval_every).to_numpy(dtype=float), v)
+    return v
+
+
+def _describe(v: np.ndarray, digits: int | str) -> str:
+    mean, ci, n = mean_ci(v)
+    fmt = f".{digits}f" if isinstance(digits, int) else digits
+    return "n/a" if n == 0 else f"{mean:{fmt}}" + ("" if np.isnan(ci) else f" ± {ci:{fmt}}") + f" (n={n})"
+
+
+def _direction(a: np.ndarray, b: np.ndarray, deterministic: bool = False, alpha: float = 0.05) -> int:
+    """+1 if a is significantly higher than b (Welch t-test), -1 if lower, 0 if not separable.
+
+    Deterministic quantities (parameter counts) are compared exactly; measured ones need two
+    runs per side (one run cannot be told apart from noise)."""
+    from scipy import stats
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) == 0 or len(b) == 0:
+        return 0
+    if deterministic:
+        return int(np.sign(a.mean() - b.mean()))
+    if len(a) < 2 or len(b) < 2:
+        return 0
+    if np.ptp(a) == 0 and np.ptp(b) == 0:          # identical in every seed (e.g. all censored)
+        return int(np.sign(a[0] - b[0]))
+    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    return int(np.sign(a.mean() - b.mean())) if p < alpha else 0
+
+
+def _verdict(directions: list[int], expect: str) -> str:
+    want = 1 if expect == "higher" else -1
+    if directions and all(d == want for d in directions):
+        return "holds"
+    if any(d == -want for d in directions):
+        return "does not hold"
+    return "inconclusive"
+
+
+def _digits(metric: str) -> int | str:
+    return 0 if metric.startswith(("params", "mem", "train_step", "val_step")) else ".3g" if "var" in metric else 1
+
+
+def _evaluate(sel: pd.DataFrame, claim, metric: str) -> tuple[str, str]:
+    """(our values, verdict) of one claim on one metric."""
+    a = [_resolve(x, sel) for x in str(claim.a).split("|")]
+    d = _digits(metric)
+    if claim.kind == "reach":
+        th = float(claim.b)
+        vals = {g: _values(sel, g, metric) for g in a}
+        ours = "; ".join(f"{g}: {_describe(v, d)}" for g, v in vals.items())
+        if any(len(v) == 0 for v in vals.values()):
+            return ours, "inconclusive"
+        if all(v.min() >= th for v in vals.values()):
+            return ours, "holds"
+        return ours, "does not hold" if any(v.max() < th for v in vals.values()) else "inconclusive"
+    if claim.kind == "best":
+        others = [g for g in sel.group.unique() if g != a[0]]
+        b = others if claim.b == "*" else [_resolve(x, sel) for x in str(claim.b).split("|")]
+    else:
+        b = [_resolve(x, sel) for x in str(claim.b).split("|")]
+    va = np.concatenate([_values(sel, g, metric) for g in a])
+    dirs = [_direction(va, _values(sel, g, metric), metric.startswith("params")) for g in b]
+    ours = f"{'+'.join(a)}: {_describe(va, d)} vs " + "; ".join(f"{g}: {_describe(_values(sel, g, metric), d)}" for g in b)
+    if claim.kind == "best":
+        want = 1 if claim.expect == "higher" else -1
+        if any(x == -want for x in dirs):
+            return ours, "does not hold"
+        return ours, "holds" if dirs and all(x == want for x in dirs) else "inconclusive"
+    return ours, _verdict(dirs, claim.expect)
+
+
+def _scaling_claim(bench_dir, claim) -> tuple[str, str]:
+    from pathlib import Path
+    path = Path(bench_dir) / "slopes.csv"
+    if not path.is_file():
+        return "no benchmark results", "inconclusive"
+    s = pd.read_csv(path)
+    rows, verdicts = [], []
+    for (d, e), g in s.groupby(["d_model", "expand"]):
+        ka = g.loc[g.method == claim.a, claim.metric]
+        kb = g.loc[g.method == claim.b, claim.metric]
+        if ka.empty or kb.empty:
+            continue
+        rows.append(f"d{d} E{e:g}: {claim.a} {ka.iloc[0]:.2f} vs {claim.b} {kb.iloc[0]:.2f}")
+        # linear vs quadratic, decided by the midpoint: the SSM's log-log slope is closer to 1 than
+        # to 2, attention's closer to 2 than to 1
+        verdicts.append(ka.iloc[0] < 1.5 < kb.iloc[0])
+    if not rows:
+        return "no matching methods in slopes.csv", "inconclusive"
+    return "log-log slope of fwd+bwd time vs length: " + "; ".join(rows), \
+        "holds" if all(verdicts) else "does not hold" if not any(verdicts) else "inconclusive"
+
+
+def claims_table(claims: pd.DataFrame, runs: pd.DataFrame, bench_dir=None) -> pd.DataFrame:
+    """One row per claim: reported value, our value (mean ± 95 % CI, n), verdict, held-out check, command.
+
+    Verdicts: "holds" when every comparison the claim makes goes the claimed way with p < 0.05
+    (Welch t-test over seeds; exact comparison for deterministic counts), "does not hold" when
+    any goes significantly the other way, "inconclusive" otherwise (including missing runs).
+    """
+    rows = []
+    for c in claims.itertuples():
+        if c.kind == "slope":
+            ours, verdict = _scaling_claim(bench_dir, c) if bench_dir else ("no benchmark results", "inconclusive")
+            held = ""
+        else:
+            sel = _groups(runs, c)
+            if sel.empty:
+                ours, verdict, held = f"no {c.phase} runs in results/", "inconclusive", ""
+            else:
+                ours, verdict = _evaluate(sel, c, c.metric)
+                held = ""
+                if isinstance(c.heldout_metric, str) and c.heldout_metric:
+                    hsel = _groups(runs, c._replace(protocol=str(c.protocol).replace("reported", "heldout")))
+                    if not hsel.empty:
+                        h_ours, h_verdict = _evaluate(hsel, c, c.heldout_metric)
+                        held = f"{c.heldout_metric}: {h_verdict} — {h_ours}"
+        rows.append({"claim": c.claim_id, "phase": c.phase, "statement": c.claim, "reported": c.reported,
+                     "metric": f"{c.metric} ({c.protocol})" if c.kind != "slope" else c.metric, "ours": ours,
+                     "verdict": verdict, "held-out check": held, "command": c.command})
+    return pd.DataFrame(rows)
+
+
+def chunk_positions(pos: pd.DataFrame):
+    """Phase 4: token accuracy and SSM state RMS by chunk position at the last evaluation, per protocol."""
+    last = pos[pos.step == pos.groupby("run_id").step.transform("max")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    sns.lineplot(data=last, x="chunk", y="acc", hue="protocol", style="split", errorbar=("ci", 95), ax=axes[0])
+    sns.lineplot(data=last, x="chunk", y="state_rms", hue="protocol", style="split", errorbar=("ci", 95), ax=axes[1])
+    axes[0].set_ylabel("token accuracy (%)"), axes[1].set_ylabel("SSM state RMS after the chunk")
+    fig.tight_layout()
+    return fig

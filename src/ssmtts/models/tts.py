@@ -142,6 +142,17 @@ class TTSModel(nn.Module):
         logits, _ = self.decode(regulated, self.style_vector(ref_codes), prev, pos_offset=offset)
         return logits, log_dur
 
+    def forward_chunk(self, text_ids, durations, prev_codes, ref_codes, state=None):
+        """One chunk of a long recording, decoded at positions 0..l-1 with the decoder state carried in and out.
+
+        text_ids, durations (B, S): the symbols the chunk overlaps, durations clipped to it (summing to l);
+        prev_codes (B, 8, l): each frame's previous-frame codes. Returns (logits, log_dur, state).
+        """
+        enc, log_dur = self.encode_text(text_ids)
+        regulated = length_regulate(enc, durations, prev_codes.shape[2])
+        logits, state = self.decode(regulated, self.style_vector(ref_codes), prev_codes, 0, state)
+        return logits, log_dur, state
+
     # ---------------------------------------------------------------- bookkeeping
     def param_counts(self) -> dict:
         """Parameters by component (the embedding tables listed separately)."""

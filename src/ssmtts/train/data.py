@@ -25,10 +25,12 @@ class Batch:
     crop_len: int              # frames per item in the window (T if no crop)
     uids: list
     ref_uids: list
+    prev_codes: torch.Tensor | None = None  # (B, 8, l) decoder inputs when not simply shifted codes (chunks)
 
     def to(self, device):
-        for k in ("text_ids", "durations", "codes", "frame_mask", "ref_codes", "crop_start"):
-            setattr(self, k, getattr(self, k).to(device))
+        for k in ("text_ids", "durations", "codes", "frame_mask", "ref_codes", "crop_start", "prev_codes"):
+            if getattr(self, k) is not None:
+                setattr(self, k, getattr(self, k).to(device))
         return self
 
 

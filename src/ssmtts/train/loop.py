@@ -14,8 +14,12 @@ from tqdm.auto import tqdm
 
 from ..corpus.build import Corpus
 from ..models import ModelConfig, TTSModel
+from .chunks import ChunkSet, detach_state, state_norm
 from .data import eval_batches, fragment, train_batch
 from .metrics import ACC_THRESHOLDS, DUR_THRESHOLDS, accuracy_counts, finish_counts, losses, milestones
+
+
+PROTOCOLS = ("heldout", "reported", "stateless", "stateful")
 
 
 @dataclass
@@ -34,24 +38,38 @@ class TrainConfig:
     eval_batch_size: int = 16
     timing_warmup: int = 5            # steps excluded from the timing medians
     checkpoint_every: int = 50
-    protocol: str = "heldout"         # heldout: train split -> val split; reported: tiny set scored on itself
+    protocol: str = "heldout"         # heldout: train split -> val split; reported: tiny set scored on itself;
+                                      # stateless / stateful: chunks of long samples (Phase 4, see chunks.py)
     reported_items: int = 1           # reported protocol: number of fixed fragments ...
     reported_frames: int = 300        # ... and their length in frames (300 = 4 s)
+    chunk_frames: int = 96            # chunk protocols: frames per chunk
+    chunk_samples: int = 4            # ... long training samples (= batch size of a stateful step)
+    chunk_train_utts: int = 48        # ... training utterances concatenated into them
+    chunk_val_samples: int = 2        # ... long validation samples
+    chunk_val_utts: int = 16          # ... validation utterances concatenated into them
 
     def __post_init__(self):
-        if self.protocol not in ("heldout", "reported"):
-            raise ValueError(f"protocol must be 'heldout' or 'reported', got {self.protocol!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.steps <= 0 or self.batch_size <= 0 or self.eval_every <= 0:
             raise ValueError("steps, batch_size and eval_every must be positive")
 
     def to_row(self, prefix: str = "train_") -> dict:
         return {prefix + k: v for k, v in asdict(self).items()}
 
+    @property
+    def chunked(self) -> bool:
+        return self.protocol in ("stateless", "stateful")
+
 
 def _datasets(corpus: Corpus, tc: TrainConfig):
     """(training items, fixed train subset for scoring, validation items, reference pool)."""
     train = corpus.split("train")
     val = corpus.split("val")[: tc.eval_val_items] if tc.eval_val_items else corpus.split("val")
+    if tc.chunked:
+        train_chunks = ChunkSet(train[: tc.chunk_train_utts], tc.chunk_samples, tc.chunk_frames, train)
+        val_chunks = ChunkSet(corpus.split("val")[: tc.chunk_val_utts], tc.chunk_val_samples, tc.chunk_frames, train)
+        return train_chunks, train_chunks, val_chunks, train
     if tc.protocol == "reported":
         long_enough = [u for u in train if u.n_frames >= tc.reported_frames]
         items = [fragment(u, tc.reported_frames) for u in long_enough[: tc.reported_items]]
@@ -81,6 +99,35 @@ def evaluate(model: TTSModel, items, ref_pool, tc: TrainConfig, device) -> dict:
         ce_sum, dur_sum, n = ce_sum + float(ce) * len(batch.uids), dur_sum + float(dl) * len(batch.uids), n + len(batch.uids)
     model.train()
     return {**finish_counts(total, model.cfg.n_codebooks), "ce": ce_sum / n, "dur_loss": dur_sum / n}
+
+
+@torch.no_grad()
+def evaluate_chunks(model: TTSModel, chunks: ChunkSet, stateful: bool, device) -> tuple[dict, pd.DataFrame]:
+    """Score every chunk of every long sample in order (state carried if stateful, fresh otherwise).
+
+    Returns the pooled metrics plus the spread over chunk position: variance over positions of
+    the token error (%) and of the cross-entropy, and the RMS of the SSM states each chunk
+    leaves; and one row per chunk position.
+    """
+    model.eval()
+    total, state, rows = {}, None, []
+    for k in range(chunks.n_chunks):
+        batch = chunks.batch([(s, k) for s in range(len(chunks.samples))], model.cfg.style_frames).to(device)
+        logits, log_dur, new_state = model.forward_chunk(batch.text_ids, batch.durations, batch.prev_codes,
+                                                         batch.ref_codes, state)
+        state = new_state if stateful else None
+        ce, _, target, mask = losses(logits.float(), log_dur.float(), batch)
+        c = accuracy_counts(logits, target, mask, log_dur, batch)
+        for key, v in c.items():
+            total[key] = total.get(key, 0) + v
+        rows.append({"chunk": k, "acc": finish_counts(c, model.cfg.n_codebooks)["acc"], "ce": float(ce),
+                     "state_rms": state_norm(new_state)})
+    model.train()
+    pos = pd.DataFrame(rows)
+    out = {**finish_counts(total, model.cfg.n_codebooks), "ce": float(pos.ce.mean()),
+           "err_var_chunks": float((100 - pos.acc).var(ddof=0)), "ce_var_chunks": float(pos.ce.var(ddof=0)),
+           "state_rms": float(pos.state_rms.mean())}
+    return out, pos
 
 
 def _sync(device):
@@ -117,25 +164,37 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
     model = TTSModel(mc).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(tc))
-    st = {"step": 0, "curve": [], "times": [], "mem": [], "wall_s": 0.0, "status": "running", "loss_acc": []}
+    st = {"step": 0, "curve": [], "times": [], "mem": [], "wall_s": 0.0, "status": "running", "loss_acc": [],
+          "carry": None, "positions": []}
     ckpt = Path(ckpt_dir) / f"{run_id}.pt" if ckpt_dir else None
     if ckpt and ckpt.is_file():
         blob = torch.load(ckpt, weights_only=False)
         model.load_state_dict(blob["model"]), opt.load_state_dict(blob["opt"]), sched.load_state_dict(blob["sched"])
         torch.set_rng_state(blob["rng"])
-        st = blob["state"]
+        st = {"carry": None, "positions": [], **blob["state"]}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     use_amp = device.type == "cuda"
     model.train()
     bar = tqdm(range(st["step"], tc.steps), desc=run_id, disable=not progress, leave=False)
+    stateful = tc.protocol == "stateful"
     for step in bar:
-        batch = train_batch(items, tc.batch_size, seed, step, mc.style_frames, tc.crop_frames, ref_pool).to(device)
+        if tc.chunked:
+            pairs = items.train_pairs(stateful, tc.batch_size, seed, step)
+            batch = items.batch(pairs, mc.style_frames).to(device)
+            if not stateful or pairs[0][1] == 0:
+                st["carry"] = None                  # fresh state: every stateless chunk, each stateful pass
+        else:
+            batch = train_batch(items, tc.batch_size, seed, step, mc.style_frames, tc.crop_frames, ref_pool).to(device)
         _sync(device)
         t0 = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits, log_dur = model(batch.text_ids, batch.durations, batch.codes, batch.ref_codes,
-                                    batch.crop_start, batch.crop_len)
+            if tc.chunked:
+                logits, log_dur, new_state = model.forward_chunk(batch.text_ids, batch.durations, batch.prev_codes,
+                                                                 batch.ref_codes, st["carry"])
+            else:
+                logits, log_dur = model(batch.text_ids, batch.durations, batch.codes, batch.ref_codes,
+                                        batch.crop_start, batch.crop_len)
             ce, dl, _, mask = losses(logits.float(), log_dur.float(), batch)
             loss = ce + tc.dur_loss_weight * dl
         _sync(device)
@@ -150,6 +209,8 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
         _sync(device)
         t3 = time.perf_counter()
         st["wall_s"] += t3 - t0
+        if stateful:
+            st["carry"] = detach_state(new_state)   # carried into the next chunk, no gradient through it
         if not math.isfinite(loss.item()):
             st["status"], st["diverged_at"] = "diverged", step
             break
@@ -158,7 +219,13 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
             st["times"].append((t1 - t0, t2 - t1, t3 - t2, t3 - t0, int(mask.sum())))
         st["mem"].append(_memory_mb(device))
         if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
-            tr, va = evaluate(model, train_eval, ref_pool, tc, device), evaluate(model, val, ref_pool, tc, device)
+            if tc.chunked:
+                (tr, tr_pos), (va, va_pos) = (evaluate_chunks(model, train_eval, stateful, device),
+                                              evaluate_chunks(model, val, stateful, device))
+                st["positions"] = pd.concat([tr_pos.assign(split="train"), va_pos.assign(split="val")]) \
+                    .assign(step=step + 1).to_dict("records")
+            else:
+                tr, va = evaluate(model, train_eval, ref_pool, tc, device), evaluate(model, val, ref_pool, tc, device)
             ce_mean, dl_mean = np.mean(st["loss_acc"], axis=0)
             st["loss_acc"] = []
             st["curve"].append({"step": step + 1, "wall_s": st["wall_s"], "lr": sched.get_last_lr()[0],
@@ -205,4 +272,4 @@ def _finish(model, mc, tc, st, device) -> dict:
             for th in (50, 90, 95):
                 row = ms[(ms.metric == f"{split}_acc") & (ms.threshold == th)].iloc[0]
                 s[f"{split}_step_to_{th}"], s[f"{split}_wall_s_to_{th}"] = row["step"], row["wall_s"]
-    return {"summary": s, "curve": curve, "milestones": ms}
+    return {"summary": s, "curve": curve, "milestones": ms, "positions": pd.DataFrame(st["positions"])}
