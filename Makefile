@@ -12,7 +12,7 @@ export MALLOC_TRIM_THRESHOLD_=4294967296
 export MALLOC_TOP_PAD_=1073741824
 export CODEC
 
-.PHONY: venv data phase1 phase2 phase3 phase4 phase5 phases report all bench test notebooks lab
+.PHONY: venv data phase1 phase2 phase3 phase4 phase5 phases samples report all bench test notebooks lab
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -58,6 +58,10 @@ phase1 phase2 phase3 phase4 phase5: data
 
 phases: phase1 phase2 phase3 phase4 phase5
 
+# speech from the Phase 1 models and the best Phase 3 model: WAVs + objective measures in $(RESULTS)/samples/
+samples: data
+	$(PY) -m ssmtts.samples --results $(RESULTS) --profile $(PROFILE) --threads $(THREADS)
+
 # the report reads only results/**.csv; HTML with figures embedded (works offline)
 report: $(STAMP)
 	mkdir -p $(RESULTS)/report
@@ -65,10 +69,10 @@ report: $(STAMP)
 		-p profile $(PROFILE) -p results_dir ../$(RESULTS)
 	$(PY) -m jupyter nbconvert --to html --log-level WARN $(RESULTS)/report/report_$(PROFILE).ipynb
 
-# every phase, then the report, on $(PROFILE); prints the wall-clock time it took
+# every phase, the samples, then the report, on $(PROFILE); prints the wall-clock time it took
 all: data
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory phases report PROFILE=$(PROFILE) THREADS=$(THREADS) && \
+	$(MAKE) --no-print-directory phases samples report PROFILE=$(PROFILE) THREADS=$(THREADS) && \
 	echo "make all ($(PROFILE)) took $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
 
 bench: $(STAMP)

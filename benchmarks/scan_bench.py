@@ -155,9 +155,11 @@ def scaling(widths, lengths, methods, repeats, time_cap, ref_max_len):
 
 @torch.no_grad()
 def generation(d, expand, max_pos, probes):
-    """ms per generated frame at each probe position: Mamba (state update) vs attention (KV cache)."""
+    """ms per generated frame at each probe position: Mamba's one-frame state update (`mamba-step`,
+    what generation uses), the same layer through the scan kernel with L = 1 (`mamba-cpu`), and
+    attention with a KV cache."""
     rows = []
-    for method in ("mamba-cpu", "attention"):
+    for method in ("mamba-step", "mamba-cpu", "attention"):
         torch.manual_seed(0)
         layer, backend = make_layer(method, d, expand)
         state, x = None, torch.randn(1, 1, d)

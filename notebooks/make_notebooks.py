@@ -193,7 +193,7 @@ def report_notebook() -> nbf.NotebookNode:
         'results_dir = os.environ.get("SSMTTS_RESULTS", "../results")\n'
         'claims_path = "../data/claims.csv"\n'
         'bench_dir = "../results/bench"      # the length-scaling benchmark (make bench), if present\n'
-        'samples_dir = "../results/samples"  # generated speech (make samples), if present\n')
+        'samples_dir = os.path.join(results_dir, "samples")  # generated speech (make samples), if present\n')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
         md("# Report: Transformer vs Mamba+Conv hybrid vs pure Mamba for codec-token TTS\n\n" + REPORT),
@@ -239,6 +239,24 @@ def report_notebook() -> nbf.NotebookNode:
              "    display(pd.read_csv(Path(bench_dir, 'slopes.csv')).round(2))\n"
              "else:\n"
              "    print('no benchmark results: run `make bench`')"),
+        md("## Speech: generated samples beside their measures (`make samples`)\n\n"
+           "Greedy generation from held-out Polish sentences. `mcd_db`: mel-cepstral distortion (dB, DTW-aligned) "
+           "of the generated audio vs the original; `mcd_codec_floor_db`: the codec's own round trip (the best any "
+           "model can do); token accuracies are free-running (fed its own tokens, true durations) vs teacher-forced. "
+           "The offline codec decodes with Griffin-Lim, so even the floor sounds phasey."),
+        code("samples_csv = Path(samples_dir, 'samples.csv')\n"
+             "if samples_csv.is_file():\n"
+             "    samples = pd.read_csv(samples_csv)\n"
+             "    display(report.samples_table(samples))\n"
+             "    for _, r in report.samples_to_play(samples).iterrows():\n"
+             "        display(Markdown(f\"**{r.model}** — {r.uid}: _{r.text}_  \\n{r.measures}\"))\n"
+             "        display(report.audio_player(Path(samples_dir, r.wav)))\n"
+             "else:\n"
+             "    print('no samples: run `make samples`')"),
+        md("## Generation cost per frame vs position (flat for SSM state, growing for a KV cache)"),
+        code("cost_csv = Path(samples_dir, 'frame_cost.csv')\n"
+             "if cost_csv.is_file():\n"
+             "    report.frame_cost_plot(pd.read_csv(cost_csv))"),
     ]
     return nb
 

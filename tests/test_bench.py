@@ -16,5 +16,5 @@ def test_bench_quick_writes_tidy_csvs(tmp_path):
     ok = df[df.status == "ok"]
     assert (ok.ms > 0).all() and ok.matmul_peak_gflops.gt(0).all() and ok.git_commit.notna().all()
     gen = pd.read_csv(tmp_path / "generation.csv")
-    assert set(gen.method) == {"mamba-cpu", "attention"} and (gen.ms_per_frame > 0).all()
+    assert set(gen.method) == {"mamba-step", "mamba-cpu", "attention"} and (gen.ms_per_frame > 0).all()
     assert (tmp_path / "scaling.png").stat().st_size > 0

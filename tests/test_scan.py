@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ssmtts.models.mamba import MambaLayer
-from ssmtts.models.scan import _cpu_ext, selective_scan, selective_scan_ref
+from ssmtts.models.scan import _cpu_ext, selective_scan, selective_scan_ref, selective_state_update
 
 NAMES = "u delta A B C D z delta_bias h0".split()
 
@@ -78,3 +78,27 @@ def test_mamba_layer_matches_mambapy_block_outputs_and_gradients():
     assert torch.allclose(x1.grad, x2.grad, atol=1e-4, rtol=1e-3)
     for (n, p1), p2 in zip(ours.named_parameters(), theirs.parameters()):
         assert torch.allclose(p1.grad, p2.grad, atol=1e-4, rtol=1e-3), n
+
+
+def test_one_step_state_update_matches_the_scan_step_by_step():
+    """selective_state_update (generation's one-frame step) = the reference recurrence, frame by frame."""
+    u, delta, A, Bm, Cm, Dskip, z, bias, h0 = make_inputs(2, 9, 24, 16)
+    y_ref, h_ref = selective_scan_ref(u, delta, A, Bm, Cm, Dskip, z, bias, h0)
+    h, ys = h0.clone(), []
+    for t in range(u.shape[1]):
+        ys.append(selective_state_update(h, u[:, t], delta[:, t], A, Bm[:, t], Cm[:, t], Dskip, z[:, t], bias))
+    torch.testing.assert_close(torch.stack(ys, 1), y_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h, h_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_mamba_layer_uses_the_step_in_generation_and_agrees_with_the_kernel():
+    torch.manual_seed(0)
+    layer = MambaLayer(32, 48).eval()
+    x = torch.randn(2, 12, 32)
+    with torch.no_grad():
+        _, state = layer(x[:, :11])
+        y_step, (c1, h1) = layer(x[:, 11:], state)                        # auto: one-frame step
+        y_scan, (c2, h2) = layer(x[:, 11:], state, scan_backend="cpu" if _cpu_ext() else "pscan")
+    torch.testing.assert_close(y_step, y_scan, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h1, h2, atol=1e-5, rtol=1e-5)
+    assert not torch.equal(state[1], h1)                                  # the caller's state is not mutated

@@ -299,3 +299,52 @@ def chunk_positions(pos: pd.DataFrame):
     axes[0].set_ylabel("token accuracy (%)"), axes[1].set_ylabel("SSM state RMS after the chunk")
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- generated speech
+
+SAMPLE_MEASURES = ["acc_free_running", "acc_teacher_forced", "dur_mae_frames", "total_frames_error", "mcd_db",
+                   "mcd_true_durations_db", "mcd_codec_floor_db", "rtf_tokens", "rtf_decode", "ms_per_frame_median"]
+
+
+def samples_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each objective measure per model over the rendered sentences (n = sentences)."""
+    cols = [c for c in SAMPLE_MEASURES if c in samples.columns]
+    t = samples.groupby("model", sort=False)[cols].mean().round(3)
+    t.insert(0, "sentences", samples.groupby("model", sort=False).size())
+    return t
+
+
+def samples_to_play(samples: pd.DataFrame) -> pd.DataFrame:
+    """One row per WAV to listen to (generated, true-duration and codec round trip), with a one-line measure."""
+    rows = []
+    for _, r in samples.iterrows():
+        if r.model == "ground_truth":
+            rows.append({"model": "codec round trip (floor)", "uid": r.uid, "text": r.text, "wav": r.wav,
+                         "measures": f"MCD vs original {r.mcd_codec_floor_db:.2f} dB"})
+            continue
+        if isinstance(r.wav, str) and r.wav:
+            rows.append({"model": r.model, "uid": r.uid, "text": r.text, "wav": r.wav,
+                         "measures": f"MCD {r.mcd_db:.2f} dB; duration MAE {r.dur_mae_frames:.2f} frames; "
+                                     f"RTF {r.rtf_tokens:.2f}"})
+        rows.append({"model": f"{r.model} (true durations)", "uid": r.uid, "text": r.text,
+                     "wav": r.wav_true_durations,
+                     "measures": f"MCD {r.mcd_true_durations_db:.2f} dB; free-running token acc {r.acc_free_running:.1f} % "
+                                 f"(teacher-forced {r.acc_teacher_forced:.1f} %)"})
+    return pd.DataFrame(rows)
+
+
+def audio_player(path):
+    """An embedded (base64) audio player: the exported HTML plays it offline."""
+    from IPython.display import Audio
+    return Audio(filename=str(path), embed=True)
+
+
+def frame_cost_plot(cost: pd.DataFrame, window: int = 25):
+    """ms per generated frame vs position (rolling median over `window` frames), one line per model."""
+    cost = cost.sort_values(["model", "position"])
+    cost = cost.assign(ms_smooth=cost.groupby("model").ms.transform(lambda s: s.rolling(window, min_periods=1).median()))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sns.lineplot(data=cost, x="position", y="ms_smooth", hue="model", ax=ax)
+    ax.set_xlabel("frame position"), ax.set_ylabel(f"ms per frame (rolling median of {window})")
+    return fig

@@ -22,7 +22,7 @@ import io
 import json
 import os
 import zlib
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,8 @@ class Corpus:
     codec_id: str
     corpus_hash: str
     build_dir: Path
+    codec: object = None                                # the codec that made the tokens (decodes them)
+    audio_paths: dict = field(default_factory=dict)    # uid -> the utterance's 24 kHz wav
 
     def split(self, name: str) -> list[Utterance]:
         return [u for u in self.utterances if u.split == name]
@@ -279,7 +281,8 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
                 "sample_rate": SAMPLE_RATE, "frame_rate": SAMPLE_RATE / HOP, "utterances": entries}
     _atomic_write(build_dir / f"manifest-{cdc.codec_id}.json",
                   json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
-    return Corpus(utts, cdc.codec_id, corpus_hash, build_dir)
+    return Corpus(utts, cdc.codec_id, corpus_hash, build_dir, cdc,
+                  {s.uid: build_dir / "audio" / f"{keys[s.uid]}.wav" for s in sources})
 
 
 def long_samples(utts: list[Utterance], n_samples: int) -> list[Utterance]:

@@ -213,6 +213,7 @@ class MelKMeansCodec:
     def decode(self, codes: np.ndarray, n_iter: int = 32) -> np.ndarray:
         import librosa
         mel = torch.exp(self.codes_to_mel(codes)).T.numpy()
-        wav = librosa.feature.inverse.mel_to_audio(mel, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP,
-                                                   power=1.0, n_iter=n_iter, fmax=F_MAX)
-        return wav.astype(np.float32)
+        wav = librosa.feature.inverse.mel_to_audio(mel, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, power=1.0,
+                                                   n_iter=n_iter, fmax=F_MAX)
+        n = mel.shape[1] * HOP                     # one 320-sample hop per frame, like the encoder's input
+        return np.pad(wav, (0, max(0, n - len(wav))))[:n].astype(np.float32)

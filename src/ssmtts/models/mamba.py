@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .scan import selective_scan
+from .scan import selective_scan, selective_state_update
 
 
 def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -70,6 +70,12 @@ class MambaLayer(nn.Module):
         dt, Bm, Cm = self.x_proj(x_c).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = dt @ self.dt_proj.weight.T                                # (B, L, Din); bias goes in the scan
         A = -torch.exp(self.A_log.float())                             # (Din, N)
+        if scan_backend in ("auto", "step") and x.shape[1] == 1 and ssm_state is not None \
+                and not torch.is_grad_enabled():                       # generation: one frame, no graph
+            h = ssm_state.clone()
+            y = selective_state_update(h, x_c[:, 0], dt[:, 0], A, Bm[:, 0], Cm[:, 0], self.D, z[:, 0],
+                                       self.dt_proj.bias)
+            return self.out_proj(y[:, None]), (conv_state, h)
         y, ssm_state = selective_scan(x_c, dt, A, Bm, Cm, self.D, z=z, delta_bias=self.dt_proj.bias,
-                                      h0=ssm_state, backend=scan_backend)
+                                      h0=ssm_state, backend="auto" if scan_backend == "step" else scan_backend)
         return self.out_proj(y), (conv_state, ssm_state)

@@ -12,6 +12,8 @@ Three implementations of the same maths behind `selective_scan(...)`:
             the fallback when no compiler is available, and the path for CUDA with a state.
 * `ref`   - a per-step loop, the readable definition, used by tests.
 
+`selective_state_update` is the one-frame step used in generation (no gradient, state carried).
+
 Shapes (this package's layout, time-major like the rest of the model):
     u, delta, z: (B, L, D)   A: (D, N)   Bm, Cm: (B, L, N)   Dskip, delta_bias: (D,)
     h0 / returned state: (B, D, N)      y: (B, L, D)
@@ -122,6 +124,31 @@ def _cuda_fused(u, delta, A, Bm, Cm, Dskip, z, delta_bias):
                                   z.transpose(1, 2).contiguous() if z is not None else None,
                                   delta_bias, delta_softplus=True, return_last_state=True)
     return y.transpose(1, 2), h_last
+
+
+def selective_state_update(state, x, dt, A, Bm, Cm, Dskip, z=None, dt_bias=None):
+    """One generation step, updating `state` in place (mamba-ssm's `selective_state_update`):
+
+        state (B, D, N) <- exp(dt A) * state + dt * B x;   y (B, D) = C . state + D x   (* silu(z))
+
+    x, dt, z: (B, D); Bm, Cm: (B, N); dt is raw (softplus(dt + dt_bias) inside). On CUDA with
+    mamba-ssm its fused Triton kernel does the same; on CPU one call into the C++ extension
+    (or, without it, a few element-wise torch ops). Either touches only (B, D, N) numbers, so a
+    frame costs the same at any position.
+    """
+    if state.is_cuda and cuda_kernels_available():
+        from mamba_ssm.ops.triton.selective_state_update import selective_state_update as fused
+        return fused(state, x, dt, A, Bm, Cm, Dskip, z=z, dt_bias=dt_bias, dt_softplus=True)
+    ext = _cpu_ext() if state.device.type == "cpu" and state.dtype == torch.float32 else None
+    if ext is not None and state.is_contiguous():
+        bias = dt_bias if dt_bias is not None else torch.zeros_like(Dskip)
+        args = [t.contiguous() for t in (x, dt, A, Bm, Cm, Dskip)]
+        return ext.step(state, *args, z.contiguous() if z is not None else x.new_empty(0), bias.contiguous(),
+                        z is not None)
+    dt = F.softplus(dt + dt_bias) if dt_bias is not None else F.softplus(dt)
+    state.mul_(torch.exp(dt.unsqueeze(-1) * A)).add_(dt.unsqueeze(-1) * Bm.unsqueeze(1) * x.unsqueeze(-1))
+    y = torch.einsum("bdn,bn->bd", state, Cm) + Dskip * x
+    return y * F.silu(z) if z is not None else y
 
 
 def pick_backend(device: torch.device, has_state: bool) -> str:

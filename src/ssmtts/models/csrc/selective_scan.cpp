@@ -255,7 +255,39 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch:
   return {du, ddelta, dA_part.sum(0), dB_part.sum(1), dC_part.sum(1), dD_part.sum(0), dz, dbias_part.sum(0), dh0};
 }
 
+// One generation step, in place on the state (mamba-ssm's selective_state_update):
+//   state (B, D, N) <- exp(dt A) state + dt B x;  y (B, D) = C . state + D x  (* silu(z))
+// x, dt, z: (B, D); Bm, Cm: (B, N). One call per layer and frame: no graph, no temporaries.
+torch::Tensor state_step(torch::Tensor state, torch::Tensor x, torch::Tensor dt, torch::Tensor A, torch::Tensor Bm,
+                         torch::Tensor Cm, torch::Tensor Dv, torch::Tensor z, torch::Tensor bias, bool has_z) {
+  const int64_t Bsz = state.size(0), D = state.size(1), N = state.size(2);
+  auto y = torch::empty({Bsz, D}, x.options());
+  float *h = state.data_ptr<float>(), *yp = y.data_ptr<float>();
+  const float *xp = x.data_ptr<float>(), *dtp = dt.data_ptr<float>(), *Ap = A.data_ptr<float>(),
+              *Bp = Bm.data_ptr<float>(), *Cp = Cm.data_ptr<float>(), *Dp = Dv.data_ptr<float>(),
+              *bp = bias.data_ptr<float>(), *zp = has_z ? z.data_ptr<float>() : nullptr;
+  for (int64_t b = 0; b < Bsz; ++b) {
+    const float* Bb = Bp + b * N;
+    const float* Cb = Cp + b * N;
+    for (int64_t d = 0; d < D; ++d) {
+      const float xv = xp[b * D + d], dtv = softplus(dtp[b * D + d] + bp[d]);
+      float* hd = h + (b * D + d) * N;
+      const float* Ad = Ap + d * N;
+      float acc = 0.f;
+      for (int64_t n = 0; n < N; ++n) {
+        hd[n] = std::exp(dtv * Ad[n]) * hd[n] + dtv * Bb[n] * xv;
+        acc += Cb[n] * hd[n];
+      }
+      float out = acc + Dp[d] * xv;
+      if (has_z) { const float zv = zp[b * D + d]; out *= zv * sigmoid(zv); }
+      yp[b * D + d] = out;
+    }
+  }
+  return y;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("step", &state_step, "one-frame selective state update, in place (CPU)");
   m.def("fwd", &scan_fwd, "selective scan forward (CPU)");
   m.def("bwd", &scan_bwd, "selective scan backward (CPU)");
 }

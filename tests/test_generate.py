@@ -1,0 +1,88 @@
+"""Generation: the streamed, stateful decoder reproduces the teacher-forced model; seeds, errors, WAVs."""
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from ssmtts.corpus.text import TextError, UnknownCharacterError
+from ssmtts.models import TTSModel
+from ssmtts.models.generate import generate, generate_from_text
+from ssmtts.samples import make_samples, mcd
+
+from test_model import BACKBONES, inputs, small
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_generation_is_what_the_teacher_forced_model_predicts_on_the_same_tokens(backbone):
+    """Greedy frame-by-frame generation (state carried, fed its own tokens) picks, at every frame,
+    the argmax of a single teacher-forced pass over the tokens it generated."""
+    torch.manual_seed(0)
+    model = TTSModel(small(backbone)).eval()
+    ids, dur, _, ref = inputs(B=1, T=70)
+    g = generate(model, ids[0], ref[0], durations=dur[0])
+    assert g.codes.shape == (8, 70) and len(g.ms_per_frame) == 70
+    with torch.no_grad():
+        logits, _ = model(ids, dur, torch.from_numpy(g.codes)[None], ref)
+    assert np.array_equal(logits[0].argmax(-1).T.numpy(), g.codes)
+
+
+def test_sampling_is_reproducible_with_a_seed():
+    torch.manual_seed(0)
+    model = TTSModel(small("mamba")).eval()
+    ids, dur, _, ref = inputs(B=1, T=70)
+    a = generate(model, ids[0], ref[0], durations=dur[0], temperature=1.0, top_k=20, seed=7)
+    b = generate(model, ids[0], ref[0], durations=dur[0], temperature=1.0, top_k=20, seed=7)
+    c = generate(model, ids[0], ref[0], durations=dur[0], temperature=1.0, top_k=20, seed=8)
+    assert np.array_equal(a.codes, b.codes) and not np.array_equal(a.codes, c.codes)
+
+
+def test_predicted_durations_set_the_length():
+    torch.manual_seed(0)
+    model = TTSModel(small("hybrid")).eval()
+    with torch.no_grad():
+        model.duration[-1].bias.fill_(np.log1p(3.0))       # every symbol predicted at ~3 frames
+        model.duration[-1].weight.zero_()
+    g = generate_from_text(model, "Żółć", torch.zeros(8, 10, dtype=torch.long))
+    assert g.n_frames == 3 * 5 and list(g.durations) == [3] * 5      # BOS + 4 letters
+
+
+def test_bad_text_gives_the_documented_errors():
+    model = TTSModel(small("mamba", max_positions=64)).eval()
+    ref = torch.zeros(8, 10, dtype=torch.long)
+    with pytest.raises(TextError, match="empty"):
+        generate_from_text(model, "   ", ref)
+    with pytest.raises(UnknownCharacterError, match="'#'"):
+        generate_from_text(model, "Zażółć # jaźń", ref)
+    with pytest.raises(TextError, match="more than the limit"):
+        generate_from_text(model, "a" * 100, ref)
+    with pytest.raises(TextError, match="frames"):                  # fits the table, not the frame limit
+        generate(model, [1, 5, 6], ref, durations=[30, 30, 30])
+
+
+def test_mcd_is_zero_for_identical_audio_and_grows_with_distortion():
+    t = np.arange(24000) / 24000
+    wav = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    noisy = wav + 0.05 * np.random.default_rng(0).standard_normal(len(wav)).astype(np.float32)
+    assert mcd(wav, wav) == pytest.approx(0.0, abs=1e-6) and mcd(noisy, wav) > 1.0
+
+
+def test_make_samples_writes_valid_24khz_wavs_and_measures(corpus, tmp_path):
+    res = make_samples(corpus, tmp_path / "results", models=[("phase1", "hybrid")], profile="smoke",
+                       n_sentences=1, cost_frames=30)
+    s = res["samples"]
+    gen = s[s.model == "hybrid"].iloc[0]
+    wavs = [(f"hybrid/{gen.uid}_true_durations.wav", gen.true_frames),
+            (f"ground_truth/{gen.uid}_codec.wav", gen.true_frames), (f"ground_truth/{gen.uid}_original.wav", gen.true_frames)]
+    if gen.status == "ok":       # 6 smoke steps may predict 0 frames: a row saying so, not a crash
+        wavs.append((gen.wav, gen.generated_frames))
+    else:
+        assert gen.status.startswith("failed: the predicted duration")
+    for rel, frames in wavs:
+        info = sf.info(tmp_path / "results" / "samples" / rel)
+        assert info.samplerate == 24000 and info.channels == 1 and info.frames == frames * 320
+    assert 0 <= gen.acc_free_running <= 100 and 0 <= gen.acc_teacher_forced <= 100
+    assert np.isfinite([gen.mcd_true_durations_db, gen.rtf_tokens, gen.ms_per_frame_median]).all()
+    assert s[s.model == "ground_truth"].mcd_codec_floor_db.iloc[0] > 0
+    assert gen.retrained and len(res["frame_cost"]) == 30
+    assert pd.read_csv(tmp_path / "results" / "samples" / "samples.csv").shape[0] == len(s)
