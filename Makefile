@@ -77,6 +77,7 @@ all: data
 
 bench: $(STAMP)
 	$(PY) benchmarks/scan_bench.py --out results/bench
+	$(PY) benchmarks/step_bench.py --out results/bench
 
 test: data
 	$(PY) -m pytest -q tests

@@ -54,7 +54,7 @@ def summary_cells(phase: str) -> list:
         code("table = report.comparison_table(runs)\n"
              f"table.to_markdown(f'{{out_dir}}/{phase}/comparison_{{profile}}.md')\n"
              "display(table)"),
-        md("## Learning curves (lines: mean over seeds; bands: 95 % CI; train subset dashed, validation solid)"),
+        md("## Learning curves (lines: mean over seeds; bands: 95 % CI; training subset solid, validation dashed)"),
         code("fig = report.learning_curves(curves)\n"
              f"fig.savefig(f'{{out_dir}}/{phase}/learning_curves_{{profile}}.png', dpi=110, bbox_inches='tight')"),
         md("## Milestones: first step reaching each token-accuracy threshold (median over seeds)"),

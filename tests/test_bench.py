@@ -18,3 +18,12 @@ def test_bench_quick_writes_tidy_csvs(tmp_path):
     gen = pd.read_csv(tmp_path / "generation.csv")
     assert set(gen.method) == {"mamba-step", "mamba-cpu", "attention"} and (gen.ms_per_frame > 0).all()
     assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
+def test_step_bench_times_every_backend_on_a_phase_model(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_bench.py"), "--profile", "smoke", "--steps", "1",
+                    "--rounds", "1", "--backends", "cpu,pscan", "--out", str(tmp_path)],
+                   check=True, capture_output=True, timeout=600)
+    df = pd.read_csv(tmp_path / "phase_step.csv")
+    assert list(df.backend) == ["cpu", "pscan"] and (df.step_ms > 0).all()
+    assert df.loc[df.backend == "cpu", "step_ms_over_cpu_kernel"].iloc[0] == 1.0

@@ -74,7 +74,7 @@ def with_milestone_columns(runs: pd.DataFrame, ms: pd.DataFrame) -> pd.DataFrame
 
 
 def curves_by_phase(curves: pd.DataFrame, metric: str = "acc"):
-    """One panel per phase x protocol: train (dashed) and validation (solid) accuracy, mean and 95 % CI band."""
+    """One panel per phase x protocol: train (solid) and validation (dashed) accuracy, mean and 95 % CI band."""
     long = curves.melt(id_vars=["phase", "protocol", "label", "seed", "step"],
                        value_vars=[f"train_{metric}", f"val_{metric}"], var_name="scored_on", value_name=metric)
     long["panel"] = long.phase + " / " + long.protocol

@@ -163,6 +163,8 @@ def selective_scan(u, delta, A, Bm, Cm, Dskip, z=None, delta_bias=None, h0=None,
     """Returns (y (B, L, D), last state (B, D, N)). `backend`: auto | cpu | pscan | cuda | ref."""
     if delta_bias is None:
         delta_bias = torch.zeros_like(Dskip)
+    if backend == "auto":   # SSMTTS_SCAN_BACKEND=pscan|ref|cpu forces one (for before/after comparisons)
+        backend = os.environ.get("SSMTTS_SCAN_BACKEND", "auto")
     if backend == "auto":
         backend = pick_backend(u.device, h0 is not None)
     if backend == "cpu":

@@ -180,8 +180,8 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
               dx[j] += dhn * dt[j] * Bn;
               dh[i] = dhn * e;
             }
-            dCt[n] += sC;
-            dBt[n] += sB;
+            dCt[n] = sC;   // each (task, t, n) is written exactly once: no zero-fill needed
+            dBt[n] = sB;
           }
           for (int j = 0; j < nw; ++j) {
             const float raw = a.delta[base + j] + bb[j];
@@ -245,8 +245,8 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch:
   auto dz = has_z ? torch::empty_like(u) : torch::zeros({0}, u.options());
   auto dA_part = torch::empty({a.Bsz, a.D, a.N}, u.options());
   auto dD_part = torch::empty({a.Bsz, a.D}, u.options()), dbias_part = torch::empty({a.Bsz, a.D}, u.options());
-  auto dB_part = torch::zeros({a.Bsz, a.n_blocks, a.L, a.N}, u.options());
-  auto dC_part = torch::zeros({a.Bsz, a.n_blocks, a.L, a.N}, u.options());
+  auto dB_part = torch::empty({a.Bsz, a.n_blocks, a.L, a.N}, u.options());
+  auto dC_part = torch::empty({a.Bsz, a.n_blocks, a.L, a.N}, u.options());
   auto dh0 = torch::empty({a.Bsz, a.D, a.N}, u.options());
   DISPATCH_N(a.N, bwd_impl, a, ckpt.data_ptr<float>(), dout.data_ptr<float>(), dh_last.data_ptr<float>(),
              du.data_ptr<float>(), ddelta.data_ptr<float>(), has_z ? dz.data_ptr<float>() : nullptr,
