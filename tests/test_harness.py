@@ -60,6 +60,24 @@ def test_diverging_run_is_recorded_and_the_phase_goes_on(corpus, tmp_path, monke
     assert runs.loc[runs.protocol == "reported", "diverged_at"].notna().all()
 
 
+def test_run_out_of_memory_is_a_row_and_the_sweep_goes_on(corpus, tmp_path, monkeypatch):
+    import ssmtts.phases as phases
+    real = phases.run_training
+
+    def oom_for_the_hybrid(mc, *args, **kw):
+        if mc.backbone == "hybrid":
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        return real(mc, *args, **kw)
+    monkeypatch.setattr(phases, "run_training", oom_for_the_hybrid)
+    res = run_phase("phase1", corpus, profile="smoke", seeds=(0,), out_dir=tmp_path, protocols=("heldout",),
+                    progress=False)
+    status = res["runs"].set_index("label").status
+    assert status["hybrid"] == "out_of_memory" and status["transformer"] == "finished"
+    assert "can't allocate" in res["runs"].set_index("label").error["hybrid"]
+    from ssmtts.report import comparison_table
+    assert any("out of memory 1" in c for c in comparison_table(res["runs"]).columns)
+
+
 def test_phase_csvs_have_the_documented_schema_and_are_not_duplicated(corpus, tmp_path):
     run_phase("phase1", corpus, profile="smoke", seeds=(0,), out_dir=tmp_path, protocols=("heldout",), progress=False)
     res = run_phase("phase1", corpus, profile="smoke", seeds=(0,), out_dir=tmp_path, protocols=("heldout",), progress=False)

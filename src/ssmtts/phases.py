@@ -145,6 +145,12 @@ def phase5_round2(runs: pd.DataFrame, H: int, round1: list[int]) -> dict:
     return {"winner": winner, "widths": widths, "scores": score.to_dict()}
 
 
+def _is_oom(e: BaseException) -> bool:
+    msg = str(e).lower()
+    return isinstance(e, (MemoryError, torch.cuda.OutOfMemoryError)) or "out of memory" in msg \
+        or "can't allocate memory" in msg
+
+
 PHASES = {"phase1": phase1, "phase2": phase2, "phase3": phase3, "phase4": phase4, "phase5": phase5}
 
 
@@ -174,7 +180,7 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     done = set()
     if runs_path.is_file():
         prev = pd.read_csv(runs_path)
-        done = set(prev.loc[prev.status.isin(["finished", "diverged"]), "run_id"])
+        done = set(prev.loc[prev.status.isin(["finished", "diverged", "out_of_memory"]), "run_id"])
     for protocol in protocols or list(trains):
         tc = trains[protocol]
         for label, mc in models:
@@ -183,9 +189,17 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
                 if run_id in done:
                     continue
                 t0 = time.time()
-                res = run_training(mc, tc, corpus, seed, run_id, out / "checkpoints", device, progress=progress)
                 meta = {"run_id": run_id, "phase": phase, "profile": profile, "protocol": protocol, "label": label,
                         "config": mc.name, "seed": seed, "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash}
+                try:
+                    res = run_training(mc, tc, corpus, seed, run_id, out / "checkpoints", device, progress=progress)
+                except (MemoryError, RuntimeError) as e:   # out of memory: a row, and the sweep goes on
+                    if not _is_oom(e):
+                        raise
+                    row = {**meta, "status": "out_of_memory", "error": str(e).splitlines()[0][:200],
+                           "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
+                    upsert_rows(runs_path, pd.DataFrame([row]))
+                    continue
                 upsert_rows(out / "curves.csv", res["curve"].assign(**meta))
                 upsert_rows(out / "milestones.csv", res["milestones"].assign(**meta))
                 if len(res["positions"]):

@@ -26,7 +26,8 @@ def comparison_table(runs: pd.DataFrame, metrics=COMPARISON_METRICS) -> pd.DataF
     s = summarize(runs, ["protocol", "label"], metrics)
     out = {}
     for _, r in s.iterrows():
-        col = f"{r['protocol']} / {r['label']} (n={r['n']}{', diverged ' + str(r['n_diverged']) if r['n_diverged'] else ''})"
+        failed = "".join(f", {what} {r[k]}" for k, what in (("n_diverged", "diverged"), ("n_oom", "out of memory")) if r[k])
+        col = f"{r['protocol']} / {r['label']} (n={r['n']}{failed})"
         out[col] = {m: _fmt(r[f"{m}_mean"], r[f"{m}_ci95"], 0 if m.startswith(("params", "tokens", "mem")) else 1)
                     for m in metrics}
     return pd.DataFrame(out)

@@ -70,12 +70,14 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
 
 
 def summarize(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
-    """One row per group: <metric>_mean, <metric>_ci95, n (runs marked diverged are counted in n_diverged)."""
+    """One row per group: <metric>_mean, <metric>_ci95 over finished runs, n; runs that diverged or ran
+    out of memory are counted in n_diverged / n_oom."""
     rows = []
     for keys, g in runs.groupby(by, sort=False):
         row = dict(zip(by, keys if isinstance(keys, tuple) else (keys,)))
         ok = g[g["status"] == "finished"]
         row["n"], row["n_diverged"] = len(ok), int((g["status"] == "diverged").sum())
+        row["n_oom"] = int((g["status"] == "out_of_memory").sum())
         for m in metrics:
             row[f"{m}_mean"], row[f"{m}_ci95"], _ = mean_ci(ok[m].to_numpy(dtype=float))
         rows.append(row)
