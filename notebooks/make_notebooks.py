@@ -193,7 +193,8 @@ def report_notebook() -> nbf.NotebookNode:
         'results_dir = os.environ.get("SSMTTS_RESULTS", "../results")\n'
         'claims_path = "../data/claims.csv"\n'
         'bench_dir = "../results/bench"      # the length-scaling benchmark (make bench), if present\n'
-        'samples_dir = os.path.join(results_dir, "samples")  # generated speech (make samples), if present\n')
+        'samples_dir = os.path.join(results_dir, "samples")  # generated speech (make samples), if present\n'
+        "play_sentences = 1                   # sentences whose audio is embedded (all are listed in the table)\n")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
         md("# Report: Transformer vs Mamba+Conv hybrid vs pure Mamba for codec-token TTS\n\n" + REPORT),
@@ -248,7 +249,8 @@ def report_notebook() -> nbf.NotebookNode:
              "if samples_csv.is_file():\n"
              "    samples = pd.read_csv(samples_csv)\n"
              "    display(report.samples_table(samples))\n"
-             "    for _, r in report.samples_to_play(samples).iterrows():\n"
+             "    play = report.samples_to_play(samples)\n"
+             "    for _, r in play[play.uid.isin(play.uid.unique()[:play_sentences])].iterrows():\n"
              "        display(Markdown(f\"**{r.model}** — {r.uid}: _{r.text}_  \\n{r.measures}\"))\n"
              "        display(report.audio_player(Path(samples_dir, r.wav)))\n"
              "else:\n"
