@@ -222,7 +222,7 @@ def report_notebook() -> nbf.NotebookNode:
              "    display(table.style.hide(axis='index'))"),
         md("## Learning curves per phase and protocol (mean ± 95 % CI)"),
         code("if len(res['curves']):\n"
-             "    report.curves_by_phase(res['curves'])"),
+             "    report.learning_curves(res['curves'])"),
         md("## Milestones: median first step reaching each training-accuracy threshold"),
         code("if len(res['milestones']):\n"
              "    report.milestone_heatmap(res['milestones'], 'train_acc')"),

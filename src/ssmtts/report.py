@@ -33,16 +33,6 @@ def comparison_table(runs: pd.DataFrame, metrics=COMPARISON_METRICS) -> pd.DataF
     return pd.DataFrame(out)
 
 
-def learning_curves(curves: pd.DataFrame):
-    """Token accuracy vs step: train subset and validation, per protocol; mean line and 95 % CI band."""
-    long = curves.melt(id_vars=["protocol", "label", "seed", "step"], value_vars=["train_acc", "val_acc"],
-                       var_name="scored_on", value_name="token accuracy (%)")
-    g = sns.relplot(data=long, x="step", y="token accuracy (%)", hue="label", style="scored_on", col="protocol",
-                    kind="line", errorbar=("ci", 95), facet_kws={"sharex": False, "sharey": False},
-                    height=3.5, aspect=1.3)
-    return g.figure
-
-
 def milestone_table(ms: pd.DataFrame, metric_suffix: str = "_acc") -> pd.DataFrame:
     """Median first step reaching each accuracy threshold, per protocol x label x split."""
     sel = ms[ms.metric.str.endswith(metric_suffix) & ~ms.metric.str.contains("dur")]
@@ -74,7 +64,7 @@ def with_milestone_columns(runs: pd.DataFrame, ms: pd.DataFrame) -> pd.DataFrame
     return runs.merge(wide, left_on="run_id", right_index=True, how="left")
 
 
-def curves_by_phase(curves: pd.DataFrame, metric: str = "acc"):
+def learning_curves(curves: pd.DataFrame, metric: str = "acc"):
     """One panel per phase x protocol: train (solid) and validation (dashed) accuracy, mean and 95 % CI band."""
     long = curves.melt(id_vars=["phase", "protocol", "label", "seed", "step"],
                        value_vars=[f"train_{metric}", f"val_{metric}"], var_name="scored_on", value_name=metric)

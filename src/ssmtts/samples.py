@@ -32,8 +32,8 @@ import soundfile as sf
 import torch
 
 from .corpus.build import Corpus, Utterance, build_corpus, read_wav
-from .models import ModelConfig, TTSModel
 from .corpus.text import TextError
+from .models import ModelConfig, TTSModel
 from .models.generate import generate
 from .phases import PHASES
 from .train.data import eval_batches, pick_reference
@@ -84,18 +84,23 @@ def load_or_retrain(phase: str, label: str, corpus: Corpus, results_dir: Path, p
     ckpt = ckpt_dir / f"{run_id}.pt"
     info = {"run_id": run_id, "phase": phase, "label": label, "config": mc.name, "backbone": mc.backbone}
     recorded = _recorded_row(results_dir, phase, run_id)
-    finished = ckpt.is_file() and torch.load(ckpt, weights_only=False)["state"]["step"] >= trains[protocol].steps
-    if not finished:
+    blob = torch.load(ckpt, weights_only=False) if ckpt.is_file() else None
+    if blob is None or blob["state"]["step"] < trains[protocol].steps:
         print(f"[samples] {run_id}: no finished checkpoint, retraining it (seed {seed}) ...")
         res = run_training(mc, trains[protocol], corpus, seed, run_id, ckpt_dir, device, progress=True)
         info["retrained"] = True
         info["retrained_final_val_acc"] = res["summary"]["final_val_acc"]
-    blob = torch.load(ckpt, weights_only=False)
+        blob = torch.load(ckpt, weights_only=False)
     model = TTSModel(ModelConfig.from_dict(blob["model_config"])).to(device)
     model.load_state_dict(blob["model"])
     model.eval()
     info["recorded_final_val_acc"] = recorded.get("final_val_acc", np.nan)
     return model, info
+
+
+def model_name(info: dict) -> str:
+    """Folder / table name of a rendered model: the Phase 1 label, or <phase>_<label>."""
+    return info["label"] if info["phase"] == "phase1" else f"{info['phase']}_{info['label']}"
 
 
 def _recorded_row(results_dir, phase, run_id) -> dict:
@@ -159,7 +164,7 @@ def render(model: TTSModel, info: dict, utt: Utterance, ref: Utterance, corpus: 
     A model whose predicted durations cannot be decoded (e.g. 0 frames) gets a row saying so.
     """
     codec, style = corpus.codec, ref.codes[:, :model.cfg.style_frames]
-    name = info["label"] if info["phase"] == "phase1" else f"{info['phase']}_{info['label']}"
+    name = model_name(info)
     original = read_wav(corpus.audio_paths[utt.uid])
     aligned = generate(model, utt.text_ids, style, durations=utt.durations)
     t0 = time.perf_counter()
@@ -195,8 +200,8 @@ def frame_cost(model: TTSModel, info: dict, utt: Utterance, ref: Utterance, n_fr
     dur = dur[:keep].copy()
     dur[-1] -= int(dur.sum()) - n_frames
     g = generate(model, utt.text_ids[:keep], ref.codes[:, :model.cfg.style_frames], durations=dur)
-    return pd.DataFrame({"model": info["label"] if info["phase"] == "phase1" else f"{info['phase']}_{info['label']}",
-                         "backbone": info["backbone"], "position": np.arange(g.n_frames), "ms": g.ms_per_frame})
+    return pd.DataFrame({"model": model_name(info), "backbone": info["backbone"], "position": np.arange(g.n_frames),
+                         "ms": g.ms_per_frame})
 
 
 def make_samples(corpus: Corpus, results_dir: Path = Path("results"), out: Path | None = None,
