@@ -69,7 +69,8 @@ def learning_curves(curves: pd.DataFrame, metric: str = "acc"):
     long = curves.melt(id_vars=["phase", "protocol", "label", "seed", "step"],
                        value_vars=[f"train_{metric}", f"val_{metric}"], var_name="scored_on", value_name=metric)
     long["panel"] = long.phase + " / " + long.protocol
-    g = sns.relplot(data=long, x="step", y=metric, hue="label", style="scored_on", col="panel", col_wrap=3,
+    g = sns.relplot(data=long, x="step", y=metric, hue="label", style="scored_on", col="panel",
+                    col_wrap=min(3, long.panel.nunique()),
                     kind="line", errorbar=("ci", 95), facet_kws={"sharex": False, "sharey": False},
                     height=2.8, aspect=1.35)
     g.set_titles("{col_name}")
