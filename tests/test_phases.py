@@ -9,7 +9,8 @@ import torch
 from ssmtts.models import ModelConfig
 from ssmtts.phases import PHASES, n_params, phase2, phase5_round2, run_phase, width
 from ssmtts.report import claims_table, load_results, pareto_front
-from ssmtts.train.chunks import ChunkSet, chunk_text
+from ssmtts.train.chunks import ChunkSet
+from ssmtts.train.data import fragment, text_span
 from ssmtts.train.loop import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +47,13 @@ def test_phase1_grid_is_the_one_the_committed_results_were_made_with():
     assert {m.name for _, m in models} == set(runs.config)
 
 
-def test_chunk_text_covers_the_chunk_exactly(corpus):
+def test_text_span_covers_the_chunk_exactly_and_a_fragment_is_a_span(corpus):
     u = corpus.split("train")[0]
     for start, end in ((0, 50), (37, 101), (u.n_frames - 60, u.n_frames)):
-        ids, dur = chunk_text(u, start, end)
+        ids, dur = text_span(u, start, end)
         assert dur.sum() == end - start and (dur >= 0).all() and len(ids) == len(dur) > 0
+    f = fragment(u, 120)                                              # a fragment is the span from frame 0
+    assert f.durations.sum() == 120 and np.array_equal(f.text_ids, text_span(u, 0, 120)[0])
 
 
 def test_chunks_read_the_true_previous_frame_and_never_their_own_reference(corpus):

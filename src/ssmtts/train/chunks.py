@@ -18,16 +18,7 @@ import torch
 
 from ..corpus.build import Utterance, chunk_bounds, long_samples
 from ..models.tts import START
-from .data import Batch, pick_reference
-
-
-def chunk_text(utt: Utterance, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symbols overlapping frames [start, end) and their durations clipped to it (they sum to end - start)."""
-    ends = np.cumsum(utt.durations)
-    starts = ends - utt.durations
-    keep = (starts < end) & ((ends > start) | ((utt.durations == 0) & (starts >= start)))
-    dur = np.minimum(ends[keep], end) - np.maximum(starts[keep], start)
-    return utt.text_ids[keep], dur
+from .data import Batch, pick_reference, text_span
 
 
 class ChunkSet:
@@ -55,7 +46,7 @@ class ChunkSet:
     def batch(self, pairs: list[tuple[int, int]], ref_frames: int) -> Batch:
         """Chunks (sample index, chunk index) -> a Batch whose codes are the chunk targets and prev_codes their inputs."""
         C, B = self.chunk_frames, len(pairs)
-        texts = [chunk_text(self.samples[s], k * C, (k + 1) * C) for s, k in pairs]
+        texts = [text_span(self.samples[s], k * C, (k + 1) * C) for s, k in pairs]
         S = max(len(t) for t, _ in texts)
         text = torch.zeros(B, S, dtype=torch.long)
         dur = torch.zeros(B, S, dtype=torch.long)

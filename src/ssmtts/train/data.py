@@ -70,14 +70,19 @@ def collate(utts: list[Utterance], refs: list[Utterance], ref_frames: int,
                  [u.uid for u in utts], [r.uid for r in refs])
 
 
+def text_span(utt: Utterance, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols overlapping frames [start, end) and their durations clipped to it (they sum to end - start)."""
+    ends = np.cumsum(utt.durations)
+    starts = ends - utt.durations
+    keep = (starts < end) & ((ends > start) | ((utt.durations == 0) & (starts >= start)))
+    return utt.text_ids[keep], np.minimum(ends[keep], end) - np.maximum(starts[keep], start)
+
+
 def fragment(utt: Utterance, n_frames: int) -> Utterance:
     """The first n_frames of an utterance, with its text cut at the symbol the cut falls in."""
-    ends = np.cumsum(utt.durations)
-    keep = int(np.searchsorted(ends, n_frames, side="left")) + 1   # symbols that start before the cut
-    dur = utt.durations[:keep].copy()
-    dur[-1] -= int(ends[keep - 1]) - n_frames
+    ids, dur = text_span(utt, 0, n_frames)
     return Utterance(f"{utt.uid}[:{n_frames}]", utt.text, utt.speaker, utt.split,
-                     utt.text_ids[:keep].copy(), dur, utt.codes[:, :n_frames].copy())
+                     ids.copy(), dur, utt.codes[:, :n_frames].copy())
 
 
 def train_batch(utts: list[Utterance], batch_size: int, seed: int, step: int, ref_frames: int,
