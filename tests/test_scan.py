@@ -43,6 +43,44 @@ def test_scan_matches_float64_reference(backend, L, with_h0):
         assert rel < 1e-4, f"{backend} d{name}: relative error {rel:.2e}"
 
 
+needs_kernel = pytest.mark.skipif(_cpu_ext() is None, reason="no C++ compiler: CPU kernel not built")
+
+
+@needs_kernel
+def test_kernel_with_ragged_channels_several_groups_and_extreme_inputs():
+    """70 channels = 8 full lane blocks + a 6-lane one, i.e. two backward groups (dB, dC summed
+    across both); delta from -30 to 30 (softplus' linear and exponential ends) and A down to -80
+    (exp(dt A) underflows): the inline exp/softplus/sigmoid must hold float32 accuracy there too."""
+    args = make_inputs(2, 37, 70, 16, seed=3)
+    args[1] = torch.linspace(-30, 30, args[1].numel(), dtype=torch.float64).view_as(args[1])
+    args[2] = args[2] * 20
+    y0, h0, g0 = grads("ref", args, torch.float64)
+    y1, h1, g1 = grads("cpu", args, torch.float32)
+    assert torch.allclose(y1, y0, rtol=1e-4, atol=1e-4 * y0.abs().max().item())
+    assert torch.allclose(h1, h0, rtol=1e-4, atol=1e-4 * h0.abs().max().item())
+    for name, a, b in zip(NAMES, g1, g0):
+        rel = ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+        assert rel < 1e-4, f"d{name}: relative error {rel:.2e}"
+
+
+@needs_kernel
+def test_kernel_gives_identical_bits_with_one_and_two_threads():
+    """Work is split across threads (OpenMP); every reduction has a fixed order, so the result
+    must not depend on the thread count."""
+    args = make_inputs(3, 70, 80, 16, seed=5)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        y1, h1, g1 = grads("cpu", args, torch.float32)
+        torch.set_num_threads(2)
+        y2, h2, g2 = grads("cpu", args, torch.float32)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(y1, y2) and torch.equal(h1, h2)
+    for name, a, b in zip(NAMES, g1, g2):
+        assert torch.equal(a, b), f"d{name} differs between 1 and 2 threads"
+
+
 def test_scan_without_gate():
     args = make_inputs(1, 40, 8, 4, with_z=False)
     y0, _, _ = grads("ref", args, torch.float64)

@@ -12,6 +12,10 @@ Reproducibility: libespeak-ng keeps state between utterances (the same text synt
 in one process gives slightly different audio, and some voice variants draw random numbers),
 so every utterance is synthesised in a freshly forked process with a fixed random seed. The
 result depends only on (text, voice, rate): byte-identical in any order, on any rebuild.
+
+The fresh processes are forked from a "forkserver", a single-threaded process that imported the
+corpus modules once, never from the caller: forking a parent that already runs torch/OpenMP
+thread pools (a notebook, pytest, a training run) can deadlock the child.
 """
 from __future__ import annotations
 
@@ -124,11 +128,16 @@ def _in_fresh_process(job):
 def map_isolated(fn, jobs: list[tuple], processes: int = 2):
     """Yield fn(*job) for each job, each in its own freshly forked process (see module doc).
 
+    `fn` must be a module-level function (it is pickled by reference).
+
     The parent never loads libespeak-ng, so every child starts from the same clean state.
     """
     if Espeak._instance is not None:
         raise RuntimeError("libespeak-ng was loaded in the parent process; synthesis would not be reproducible")
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    # Children are forked from the server, which has these imported: no per-utterance import cost.
+    # Only takes effect when the server starts (the first call in this process).
+    ctx.set_forkserver_preload(["ssmtts.corpus.build"])
     with ctx.Pool(processes, maxtasksperchild=1) as pool:
         yield from pool.imap(_in_fresh_process, [(fn, j) for j in jobs], chunksize=1)
 

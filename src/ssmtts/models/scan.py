@@ -43,11 +43,12 @@ def _cpu_ext():
         try:
             from torch.utils.cpp_extension import load
             src = Path(__file__).with_name("csrc") / "selective_scan.cpp"
-            flags = ["-O3", "-march=native", "-fassociative-math", "-fno-signed-zeros",
-                     "-fno-trapping-math", "-fno-math-errno", "-ffast-math"]
+            # -fopenmp: at::parallel_for is OpenMP in torch's CPU builds and runs serially without
+            # it; the extension then shares torch's libgomp (same soname), so one thread pool.
+            flags = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
             # one cache entry per checkout: torch rebuilds when the same name points at another path
             name = "ssmtts_selective_scan_" + hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:8]
-            _CPU_EXT = load(name, [str(src)], extra_cflags=flags, verbose=False)
+            _CPU_EXT = load(name, [str(src)], extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as e:  # no compiler / ninja: slower but correct
             _CPU_EXT_FAILED = True
             warnings.warn(f"CPU selective-scan kernel unavailable ({type(e).__name__}: {e}); "

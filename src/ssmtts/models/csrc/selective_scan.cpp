@@ -5,26 +5,78 @@
 //
 // Work is split into tasks of (batch, block of W = 8 neighbouring channels). Inside a task
 // the 8 channels are the SIMD lanes: every load of u, delta, z, y is contiguous in the
-// model's (B, L, D) layout, B_t[n] and C_t[n] are broadcast, and the state (N x 8 floats)
-// stays in registers / L1. Nothing of size (B, L, D, N) is ever stored. The forward keeps
-// the state every CHUNK steps; the backward recomputes each chunk from its checkpoint into
-// a small local buffer and runs the reverse recurrence. Gradients of B and C (shared by all
-// channels) go to a private slice per channel block and are summed in a fixed order, so
-// results do not depend on the number of threads. Channels past D in the last block are
-// padded lanes with zero input, zero state and zero output gradient: they contribute 0.
+// model's (B, L, D) layout, B_t[n] and C_t[n] are broadcast, and the state (N vectors of W
+// lanes) stays in registers / L1. Nothing of size (B, L, D, N) is ever stored. The forward
+// keeps the state every CHUNK steps; the backward recomputes each chunk from its checkpoint
+// into a small local buffer and runs the reverse recurrence. Gradients of B and C (shared by
+// all channels) go to a private slice per group of channel blocks and are summed in a fixed
+// order, so results do not depend on the number of threads. Channels past D in the last
+// block are padded lanes with zero input, zero state and zero output gradient: they add 0.
+//
+// SIMD: the lanes are a GCC/Clang vector type (`vf`, W floats), so the code says what each
+// step does to all lanes and the compiler emits AVX / AVX-512 / NEON without intrinsics.
+// exp, softplus and sigmoid are inline polynomials on `vf`: calling libm once per lane
+// cost more than the whole recurrence.
 //
 // Layouts: u, delta, z, out, grads: (B, L, D); Bm, Cm: (B, L, N); A: (D, N); Dv, bias: (D);
 // h0, h_last: (B, D, N); checkpoints: (B, n_blocks, n_chunks, N, W).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 static constexpr int64_t CHUNK = 64;
 static constexpr int W = 8;
 
-static inline float softplus(float x) { return x <= 20.f ? std::log1p(std::exp(x)) : x; }
-static inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+typedef float vf __attribute__((vector_size(4 * W)));     // W float lanes
+typedef int32_t vi __attribute__((vector_size(4 * W)));   // W int lanes (masks: -1 true, 0 false)
+
+static inline vf splat(float s) { return vf{} + s; }
+static inline vf loadv(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+static inline void storev(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+
+// exp(x): Cephes expf (2^n * polynomial on [-ln2/2, ln2/2]), relative error < 3e-7. Inputs are
+// clamped to [-87.3, 88.7]: below, the result is 1e-38 instead of 0 (no denormals).
+static inline vf fast_exp(vf x) {
+  x = vmin(vmax(x, splat(-87.3f)), splat(88.7f));
+  // n = floor(x log2e + 1/2) by truncation, shifted by 128 so the argument is positive (> 2.5)
+  const vi n = __builtin_convertvector(x * 1.44269504088896341f + 128.5f, vi) - 128;
+  const vf nf = __builtin_convertvector(n, vf);
+  const vf r = x - nf * 0.693359375f + nf * 2.12194440e-4f;   // x - n ln2, ln2 split for accuracy
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  return p * (vf)((n + 127) << 23);                      // times 2^n, built in the exponent bits
+}
+
+// log1p(y) for y in [0, 1] (all softplus needs): 2 atanh(s), s = y / (2 + y) <= 1/3, as its odd
+// series to s^15 (truncation < 2e-9 relative). No cancellation, so it stays accurate for tiny y
+// and under -ffast-math reassociation.
+static inline vf log1p_unit(vf y) {
+  const vf s = y / (y + 2.f), s2 = s * s;
+  vf p = splat(1.f / 15.f);
+  p = p * s2 + 1.f / 13.f;
+  p = p * s2 + 1.f / 11.f;
+  p = p * s2 + 1.f / 9.f;
+  p = p * s2 + 1.f / 7.f;
+  p = p * s2 + 1.f / 5.f;
+  p = p * s2 + 1.f / 3.f;
+  p = p * s2 + 1.f;
+  return 2.f * s * p;
+}
+
+// softplus(x) = max(x, 0) + log1p(exp(-|x|)): one branch-free form for every x.
+static inline vf softplus(vf x) { return vmax(x, splat(0.f)) + log1p_unit(fast_exp(-vmax(x, -x))); }
+static inline vf sigmoid(vf x) { return 1.f / (1.f + fast_exp(-x)); }
+static inline float hsum(vf v) { float s = 0.f; for (int j = 0; j < W; ++j) s += v[j]; return s; }
 
 struct Args {
   int64_t Bsz, L, D, N, n_blocks, n_chunks;
@@ -32,16 +84,30 @@ struct Args {
   bool has_z, has_h0;
 };
 
-// Loads a channel block's per-channel constants with zero padding past D.
-template <int NT>
-static inline void load_block(const Args& a, int64_t d0, float* Ab, float* Db, float* bb) {
-  const int N = NT > 0 ? NT : (int)a.N;
-  for (int j = 0; j < W; ++j) {
+// The W lanes of one (b, t) row from channel d0 on; lanes past D (nw < W) read as 0 / are not written.
+static inline vf load_lanes(const float* src, int nw) {
+  if (nw == W) return loadv(src);
+  vf v = splat(0.f);
+  for (int j = 0; j < nw; ++j) v[j] = src[j];
+  return v;
+}
+static inline void store_lanes(float* dst, int nw, vf v) {
+  if (nw == W) storev(dst, v);
+  else for (int j = 0; j < nw; ++j) dst[j] = v[j];
+}
+
+// A channel block's constants (A as N lane-vectors, D, dt bias) and initial state, zero past D.
+static inline void load_block(const Args& a, int N, int64_t b, int64_t d0, int nw, vf* Ab, vf& Db, vf& bb, vf* h) {
+  Db = splat(0.f); bb = splat(0.f);
+  for (int n = 0; n < N; ++n) { Ab[n] = splat(0.f); h[n] = splat(0.f); }
+  for (int j = 0; j < nw; ++j) {
     const int64_t d = d0 + j;
-    const bool ok = d < a.D;
-    Db[j] = ok ? a.Dv[d] : 0.f;
-    bb[j] = ok ? a.bias[d] : 0.f;
-    for (int n = 0; n < N; ++n) Ab[n * W + j] = ok ? a.A[d * a.N + n] : 0.f;
+    Db[j] = a.Dv[d];
+    bb[j] = a.bias[d];
+    for (int n = 0; n < N; ++n) {
+      Ab[n][j] = a.A[d * a.N + n];
+      if (a.has_h0) h[n][j] = a.h0[(b * a.D + d) * a.N + n];
+    }
   }
 }
 
@@ -49,154 +115,137 @@ template <int NT>
 static void fwd_impl(const Args& a, float* out, float* h_last, float* ckpt) {
   const int N = NT > 0 ? NT : (int)a.N;
   at::parallel_for(0, a.Bsz * a.n_blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> hv(N * W), Av(N * W);
-    float* __restrict__ h = hv.data();
-    float* __restrict__ Ab = Av.data();
-    float Db[W], bb[W], dt[W], x[W], y[W];
+    std::vector<vf> hv(N), Av(N);
+    vf* __restrict__ h = hv.data();
+    vf* __restrict__ Ab = Av.data();
+    vf Db, bb;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / a.n_blocks, blk = task % a.n_blocks, d0 = blk * W;
       const int nw = (int)std::min<int64_t>(W, a.D - d0);
-      load_block<NT>(a, d0, Ab, Db, bb);
-      for (int n = 0; n < N; ++n)
-        for (int j = 0; j < W; ++j)
-          h[n * W + j] = (a.has_h0 && j < nw) ? a.h0[(b * a.D + d0 + j) * a.N + n] : 0.f;
+      load_block(a, N, b, d0, nw, Ab, Db, bb, h);
       for (int64_t t = 0; t < a.L; ++t) {
         const int64_t base = (b * a.L + t) * a.D + d0;
-        for (int j = 0; j < W; ++j) {
-          x[j] = j < nw ? a.u[base + j] : 0.f;
-          dt[j] = softplus((j < nw ? a.delta[base + j] : 0.f) + bb[j]);
-          y[j] = Db[j] * x[j];
-        }
+        const vf x = load_lanes(a.u + base, nw);
+        const vf dt = softplus(load_lanes(a.delta + base, nw) + bb);
+        const vf dtx = dt * x;
+        vf y = Db * x;
         const float* Bt = a.Bm + (b * a.L + t) * a.N;
         const float* Ct = a.Cm + (b * a.L + t) * a.N;
         for (int n = 0; n < N; ++n) {
-          const float Bn = Bt[n], Cn = Ct[n];
-          for (int j = 0; j < W; ++j) {
-            h[n * W + j] = std::exp(dt[j] * Ab[n * W + j]) * h[n * W + j] + dt[j] * x[j] * Bn;
-            y[j] += Cn * h[n * W + j];
-          }
+          h[n] = fast_exp(dt * Ab[n]) * h[n] + dtx * Bt[n];
+          y += h[n] * Ct[n];
         }
-        if (a.has_z)
-          for (int j = 0; j < nw; ++j) { const float zz = a.z[base + j]; y[j] *= zz * sigmoid(zz); }
-        for (int j = 0; j < nw; ++j) out[base + j] = y[j];
-        if ((t + 1) % CHUNK == 0 || t == a.L - 1) {
-          float* ck = ckpt + ((task * a.n_chunks) + t / CHUNK) * N * W;
-          for (int i = 0; i < N * W; ++i) ck[i] = h[i];
+        if (a.has_z) {
+          const vf z = load_lanes(a.z + base, nw);
+          y *= z * sigmoid(z);
         }
+        store_lanes(out + base, nw, y);
+        if ((t + 1) % CHUNK == 0 || t == a.L - 1)
+          std::memcpy(ckpt + ((task * a.n_chunks) + t / CHUNK) * N * W, h, N * sizeof(vf));
       }
       for (int j = 0; j < nw; ++j)
-        for (int n = 0; n < N; ++n) h_last[(b * a.D + d0 + j) * a.N + n] = h[n * W + j];
+        for (int n = 0; n < N; ++n) h_last[(b * a.D + d0 + j) * a.N + n] = h[n][j];
     }
   });
 }
+
+// Backward tasks are (batch, group of GROUP channel blocks): the group's dB/dC contributions are
+// summed inside the task, so the per-task partials (B, n_groups, L, N) stay small.
+static constexpr int64_t GROUP = 8;
 
 template <int NT>
 static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const float* dh_last,
                      float* du, float* ddelta, float* dz, float* dA_part, float* dB_part, float* dC_part,
                      float* dD_part, float* dbias_part, float* dh0) {
   const int N = NT > 0 ? NT : (int)a.N;
-  at::parallel_for(0, a.Bsz * a.n_blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> hsv((CHUNK + 1) * N * W), eav(CHUNK * N * W), dtsv(CHUNK * W), dhv(N * W), Av(N * W), dAv(N * W);
-    float* __restrict__ hs = hsv.data();
-    float* __restrict__ ea = eav.data();
-    float* __restrict__ dts = dtsv.data();
-    float* __restrict__ dh = dhv.data();
-    float* __restrict__ Ab = Av.data();
-    float* __restrict__ dAb = dAv.data();
-    float Db[W], bb[W], g[W], x[W], dx[W], ddt[W], dDb[W], dbb[W];
+  const int64_t n_groups = (a.n_blocks + GROUP - 1) / GROUP;
+  at::parallel_for(0, a.Bsz * n_groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<vf> hsv((CHUNK + 1) * N), eav(CHUNK * N), dtsv(CHUNK), dhv(N), Av(N), dAv(N), h0v(N);
+    vf* __restrict__ hs = hsv.data();    // hs[k * N + n]: state before step t0 + k of the chunk
+    vf* __restrict__ ea = eav.data();    // exp(dt A) of each step of the chunk
+    vf* __restrict__ dts = dtsv.data();
+    vf* __restrict__ dh = dhv.data();    // dL/dh, carried backwards in time
+    vf* __restrict__ Ab = Av.data();
+    vf* __restrict__ dAb = dAv.data();
+    vf* __restrict__ h_init = h0v.data();
+    vf Db, bb;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / a.n_blocks, blk = task % a.n_blocks, d0 = blk * W;
-      const int nw = (int)std::min<int64_t>(W, a.D - d0);
-      load_block<NT>(a, d0, Ab, Db, bb);
-      float* dBp = dB_part + task * a.L * N;  // (B, n_blocks, L, N)
+      const int64_t b = task / n_groups, grp = task % n_groups;
+      float* dBp = dB_part + task * a.L * N;  // (B, n_groups, L, N)
       float* dCp = dC_part + task * a.L * N;
-      for (int i = 0; i < N * W; ++i) dAb[i] = 0.f;
-      for (int j = 0; j < W; ++j) { dDb[j] = 0.f; dbb[j] = 0.f; }
-      for (int n = 0; n < N; ++n)
-        for (int j = 0; j < W; ++j)
-          dh[n * W + j] = j < nw ? dh_last[(b * a.D + d0 + j) * a.N + n] : 0.f;
-      for (int64_t c = a.n_chunks - 1; c >= 0; --c) {
-        const int64_t t0 = c * CHUNK, t1 = std::min(a.L, t0 + CHUNK);
-        // recompute: hs[k] is the state before step t0 + k
-        if (c == 0) {
-          for (int n = 0; n < N; ++n)
-            for (int j = 0; j < W; ++j)
-              hs[n * W + j] = (a.has_h0 && j < nw) ? a.h0[(b * a.D + d0 + j) * a.N + n] : 0.f;
-        } else {
-          const float* ck = ckpt + ((task * a.n_chunks) + c - 1) * N * W;
-          for (int i = 0; i < N * W; ++i) hs[i] = ck[i];
+      for (int64_t blk = grp * GROUP; blk < std::min(a.n_blocks, (grp + 1) * GROUP); ++blk) {
+        const bool first = blk == grp * GROUP;   // the group's first block writes dB/dC, the others add
+        const int64_t d0 = blk * W;
+        const int nw = (int)std::min<int64_t>(W, a.D - d0);
+        load_block(a, N, b, d0, nw, Ab, Db, bb, h_init);
+        vf dDb = splat(0.f), dbb = splat(0.f);
+        for (int n = 0; n < N; ++n) {
+          dAb[n] = splat(0.f);
+          dh[n] = splat(0.f);
+          for (int j = 0; j < nw; ++j) dh[n][j] = dh_last[(b * a.D + d0 + j) * a.N + n];
         }
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t k = t - t0, base = (b * a.L + t) * a.D + d0;
-          for (int j = 0; j < W; ++j) {
-            x[j] = j < nw ? a.u[base + j] : 0.f;
-            dts[k * W + j] = softplus((j < nw ? a.delta[base + j] : 0.f) + bb[j]);
-          }
-          const float* Bt = a.Bm + (b * a.L + t) * a.N;
-          for (int n = 0; n < N; ++n) {
-            const float Bn = Bt[n];
-            for (int j = 0; j < W; ++j) {
-              const float e = std::exp(dts[k * W + j] * Ab[n * W + j]);
-              ea[(k * N + n) * W + j] = e;
-              hs[((k + 1) * N + n) * W + j] = e * hs[(k * N + n) * W + j] + dts[k * W + j] * x[j] * Bn;
+        for (int64_t c = a.n_chunks - 1; c >= 0; --c) {
+          const int64_t t0 = c * CHUNK, t1 = std::min(a.L, t0 + CHUNK);
+          if (c == 0) std::memcpy(hs, h_init, N * sizeof(vf));
+          else std::memcpy(hs, ckpt + (((b * a.n_blocks + blk) * a.n_chunks) + c - 1) * N * W, N * sizeof(vf));
+          for (int64_t t = t0; t < t1; ++t) {   // recompute the chunk's states
+            const int64_t k = t - t0, base = (b * a.L + t) * a.D + d0;
+            const vf dt = softplus(load_lanes(a.delta + base, nw) + bb);
+            const vf dtx = dt * load_lanes(a.u + base, nw);
+            dts[k] = dt;
+            const float* Bt = a.Bm + (b * a.L + t) * a.N;
+            for (int n = 0; n < N; ++n) {
+              ea[k * N + n] = fast_exp(dt * Ab[n]);
+              hs[(k + 1) * N + n] = ea[k * N + n] * hs[k * N + n] + dtx * Bt[n];
             }
           }
-        }
-        for (int64_t t = t1 - 1; t >= t0; --t) {
-          const int64_t k = t - t0, base = (b * a.L + t) * a.D + d0;
-          const float* Bt = a.Bm + (b * a.L + t) * a.N;
-          const float* Ct = a.Cm + (b * a.L + t) * a.N;
-          const float* ht = hs + (k + 1) * N * W;
-          const float* hp = hs + k * N * W;
-          const float* dt = dts + k * W;
-          for (int j = 0; j < W; ++j) {
-            x[j] = j < nw ? a.u[base + j] : 0.f;
-            g[j] = j < nw ? dout[base + j] : 0.f;
-          }
-          if (a.has_z) {
-            for (int j = 0; j < nw; ++j) {
-              float ypre = Db[j] * x[j];
-              for (int n = 0; n < N; ++n) ypre += Ct[n] * ht[n * W + j];
-              const float zz = a.z[base + j], sg = sigmoid(zz);
-              dz[base + j] = g[j] * ypre * sg * (1.f + zz * (1.f - sg));
-              g[j] *= zz * sg;
+          for (int64_t t = t1 - 1; t >= t0; --t) {   // reverse recurrence
+            const int64_t k = t - t0, base = (b * a.L + t) * a.D + d0;
+            const float* Bt = a.Bm + (b * a.L + t) * a.N;
+            const float* Ct = a.Cm + (b * a.L + t) * a.N;
+            const vf* ht = hs + (k + 1) * N;
+            const vf* hp = hs + k * N;
+            const vf* e = ea + k * N;
+            const vf dt = dts[k];
+            const vf x = load_lanes(a.u + base, nw);
+            const vf raw = load_lanes(a.delta + base, nw) + bb;
+            vf g = load_lanes(dout + base, nw);             // dL/dy_t
+            if (a.has_z) {   // y = ypre * silu(z): gradient of z, and g becomes dL/dypre
+              const vf z = load_lanes(a.z + base, nw);
+              vf ypre = Db * x;
+              for (int n = 0; n < N; ++n) ypre += ht[n] * Ct[n];
+              const vf sg = sigmoid(z);
+              store_lanes(dz + base, nw, g * ypre * sg * (1.f + z * (1.f - sg)));
+              g *= z * sg;
             }
-          }
-          for (int j = 0; j < W; ++j) { dDb[j] += g[j] * x[j]; dx[j] = g[j] * Db[j]; ddt[j] = 0.f; }
-          float* dBt = dBp + t * N;
-          float* dCt = dCp + t * N;
-          for (int n = 0; n < N; ++n) {
-            const float Bn = Bt[n], Cn = Ct[n];
-            float sC = 0.f, sB = 0.f;
-            for (int j = 0; j < W; ++j) {
-              const int i = n * W + j;
-              sC += g[j] * ht[i];
-              const float dhn = dh[i] + g[j] * Cn;
-              const float e = ea[(k * N + n) * W + j];
-              const float dlogA = dhn * hp[i] * e;   // d/d(dt*A) of e * h_prev
-              ddt[j] += dlogA * Ab[i] + dhn * Bn * x[j];
-              dAb[i] += dlogA * dt[j];
-              sB += dhn * dt[j] * x[j];
-              dx[j] += dhn * dt[j] * Bn;
-              dh[i] = dhn * e;
+            dDb += g * x;
+            vf dx = g * Db, ddt = splat(0.f);
+            const vf dtx = dt * x;
+            float* dBt = dBp + t * N;
+            float* dCt = dCp + t * N;
+            for (int n = 0; n < N; ++n) {
+              const vf dhn = dh[n] + g * Ct[n];            // dL/dh_t
+              const vf dlogA = dhn * hp[n] * e[n];         // dL/d(dt A) through exp(dt A) h_{t-1}
+              const float sc = hsum(g * ht[n]), sb = hsum(dhn * dtx);
+              dCt[n] = first ? sc : dCt[n] + sc;
+              dBt[n] = first ? sb : dBt[n] + sb;
+              ddt += dlogA * Ab[n] + dhn * x * Bt[n];
+              dAb[n] += dlogA * dt;
+              dx += dhn * dt * Bt[n];
+              dh[n] = dhn * e[n];                          // dL/dh_{t-1}
             }
-            dCt[n] = sC;   // each (task, t, n) is written exactly once: no zero-fill needed
-            dBt[n] = sB;
-          }
-          for (int j = 0; j < nw; ++j) {
-            const float raw = a.delta[base + j] + bb[j];
-            const float draw = ddt[j] * sigmoid(raw);
-            ddelta[base + j] = draw;
-            dbb[j] += draw;
-            du[base + j] = dx[j];
+            const vf draw = ddt * sigmoid(raw);            // softplus' = sigmoid
+            dbb += draw;
+            store_lanes(ddelta + base, nw, draw);
+            store_lanes(du + base, nw, dx);
           }
         }
-      }
-      for (int j = 0; j < nw; ++j) {
-        const int64_t row = b * a.D + d0 + j;
-        for (int n = 0; n < N; ++n) { dA_part[row * N + n] = dAb[n * W + j]; dh0[row * N + n] = dh[n * W + j]; }
-        dD_part[row] = dDb[j];
-        dbias_part[row] = dbb[j];
+        for (int j = 0; j < nw; ++j) {
+          const int64_t row = b * a.D + d0 + j;
+          for (int n = 0; n < N; ++n) { dA_part[row * N + n] = dAb[n][j]; dh0[row * N + n] = dh[n][j]; }
+          dD_part[row] = dDb[j];
+          dbias_part[row] = dbb[j];
+        }
       }
     }
   });
@@ -245,8 +294,9 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch:
   auto dz = has_z ? torch::empty_like(u) : torch::zeros({0}, u.options());
   auto dA_part = torch::empty({a.Bsz, a.D, a.N}, u.options());
   auto dD_part = torch::empty({a.Bsz, a.D}, u.options()), dbias_part = torch::empty({a.Bsz, a.D}, u.options());
-  auto dB_part = torch::empty({a.Bsz, a.n_blocks, a.L, a.N}, u.options());
-  auto dC_part = torch::empty({a.Bsz, a.n_blocks, a.L, a.N}, u.options());
+  const int64_t n_groups = (a.n_blocks + GROUP - 1) / GROUP;
+  auto dB_part = torch::empty({a.Bsz, n_groups, a.L, a.N}, u.options());
+  auto dC_part = torch::empty({a.Bsz, n_groups, a.L, a.N}, u.options());
   auto dh0 = torch::empty({a.Bsz, a.D, a.N}, u.options());
   DISPATCH_N(a.N, bwd_impl, a, ckpt.data_ptr<float>(), dout.data_ptr<float>(), dh_last.data_ptr<float>(),
              du.data_ptr<float>(), ddelta.data_ptr<float>(), has_z ? dz.data_ptr<float>() : nullptr,
@@ -266,20 +316,22 @@ torch::Tensor state_step(torch::Tensor state, torch::Tensor x, torch::Tensor dt,
   const float *xp = x.data_ptr<float>(), *dtp = dt.data_ptr<float>(), *Ap = A.data_ptr<float>(),
               *Bp = Bm.data_ptr<float>(), *Cp = Cm.data_ptr<float>(), *Dp = Dv.data_ptr<float>(),
               *bp = bias.data_ptr<float>(), *zp = has_z ? z.data_ptr<float>() : nullptr;
+  // Lanes run over the state index n here (contiguous in (B, D, N)); a ragged tail is zero-padded.
   for (int64_t b = 0; b < Bsz; ++b) {
-    const float* Bb = Bp + b * N;
-    const float* Cb = Cp + b * N;
     for (int64_t d = 0; d < D; ++d) {
-      const float xv = xp[b * D + d], dtv = softplus(dtp[b * D + d] + bp[d]);
+      const float xv = xp[b * D + d];
+      const vf dtv = softplus(splat(dtp[b * D + d] + bp[d]));
       float* hd = h + (b * D + d) * N;
-      const float* Ad = Ap + d * N;
-      float acc = 0.f;
-      for (int64_t n = 0; n < N; ++n) {
-        hd[n] = std::exp(dtv * Ad[n]) * hd[n] + dtv * Bb[n] * xv;
-        acc += Cb[n] * hd[n];
+      vf acc = splat(0.f);
+      for (int64_t n0 = 0; n0 < N; n0 += W) {
+        const int nw = (int)std::min<int64_t>(W, N - n0);
+        const vf hn = fast_exp(dtv * load_lanes(Ap + d * N + n0, nw)) * load_lanes(hd + n0, nw)
+                      + dtv * xv * load_lanes(Bp + b * N + n0, nw);
+        store_lanes(hd + n0, nw, hn);
+        acc += load_lanes(Cp + b * N + n0, nw) * hn;
       }
-      float out = acc + Dp[d] * xv;
-      if (has_z) { const float zv = zp[b * D + d]; out *= zv * sigmoid(zv); }
+      float out = hsum(acc) + Dp[d] * xv;
+      if (has_z) { const float zv = zp[b * D + d]; out *= zv * sigmoid(splat(zv))[0]; }
       yp[b * D + d] = out;
     }
   }
