@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from ssmtts.models.attention import Attention  # noqa: E402
 from ssmtts.models.mamba import MambaLayer  # noqa: E402
 from ssmtts.models.mamba2 import Mamba2Layer  # noqa: E402
-from ssmtts.models.scan import _cpu_ext  # noqa: E402
+from ssmtts.models.cpu_ext import cpu_ext  # noqa: E402
 from ssmtts.train.results import atomic_write_csv, environment_row  # noqa: E402
 
 N_STATE, BATCH = 16, 4
@@ -110,7 +110,7 @@ def measure_here(method, d, expand, L, repeats, time_cap) -> dict:
     """Time and peak memory of one configuration, in this (fresh) process."""
     torch.manual_seed(0)
     layer, backend = make_layer(method, d, expand)
-    if backend == "cpu" and _cpu_ext() is None:  # compile/load once, outside the timed runs
+    if backend == "cpu" and cpu_ext() is None:  # compile/load once, outside the timed runs
         raise RuntimeError("the CPU scan kernel could not be built")
     x = torch.randn(BATCH, L, d)
     with PeakRSS() as mem:

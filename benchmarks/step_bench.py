@@ -1,12 +1,18 @@
-"""Training-step time of a phase's pure-Mamba model with each scan backend, side by side in one run.
+"""Training-step time of a phase's Mamba model with each CPU path, side by side in one run.
 
-The "before / after" of the CPU kernel at the level that matters for the phases: one full
-training step (forward, backward, optimizer) of the TTS model, with the selective scan done by
-the C++ kernel (`cpu`, the default), mambapy's parallel scan (`pscan`, the pre-kernel path) and
-the per-step reference loop (`ref`). Each backend runs in a fresh interpreter (SSMTTS_SCAN_BACKEND),
-on the same seeded batches, rounds interleaved so machine noise hits all backends alike.
+The "before / after" of the C++ kernels at the level that matters for the phases: one full
+training step (forward, backward, optimizer) of the TTS model with
+  cpu      the C++ kernels (selective scan + fused causal conv), the default
+  pytorch  no C++ at all (SSMTTS_NO_CPU_KERNEL=1): mambapy's parallel scan and the conv in
+           PyTorch ops, i.e. the path before the kernels
+  pscan    the fused conv, but mambapy's parallel scan (the scan kernel's share)
+  ref      the fused conv, and the per-step reference loop for the scan
+Each backend runs in a fresh interpreter, on the same seeded batches, rounds interleaved so
+machine noise hits all backends alike. Rows of other (phase, label, profile) already in the
+CSV are kept.
 
     python benchmarks/step_bench.py [--phase phase3 --label L4_H768_E1.5 --profile cpu] [--out results/bench]
+    python benchmarks/step_bench.py --phase phase1 --label hybrid        (Phase 1's Mamba model)
 """
 from __future__ import annotations
 
@@ -58,7 +64,7 @@ def main():
     ap.add_argument("--phase", default="phase3")
     ap.add_argument("--label", default="L4_H768_E1.5")
     ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--backends", default="cpu,pscan,ref")
+    ap.add_argument("--backends", default="cpu,pytorch,pscan,ref")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default="results/bench")
@@ -73,7 +79,9 @@ def main():
         for backend in a.backends.split(","):
             cmd = [sys.executable, __file__, "--one", "1", "--phase", a.phase, "--label", a.label,
                    "--profile", a.profile, "--steps", str(a.steps)]
-            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SSMTTS_SCAN_BACKEND": backend})
+            env = {**os.environ, "SSMTTS_NO_CPU_KERNEL": "1"} if backend == "pytorch" else \
+                {**os.environ, "SSMTTS_SCAN_BACKEND": backend}
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode != 0:
                 raise RuntimeError(f"{backend}: {out.stderr.strip().splitlines()[-1]}")
             r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -83,7 +91,12 @@ def main():
     summary = df.groupby("backend", sort=False).step_ms.median()
     df["step_ms_over_cpu_kernel"] = df.backend.map(summary / summary["cpu"]) if "cpu" in summary else np.nan
     Path(a.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_csv(df, Path(a.out) / "phase_step.csv")
+    path = Path(a.out) / "phase_step.csv"
+    if path.exists():   # keep the rows of other models
+        old = pd.read_csv(path)
+        same = (old.phase == a.phase) & (old.label == a.label) & (old.profile == a.profile)
+        df = pd.concat([old[~same], df], ignore_index=True)
+    atomic_write_csv(df, path)
     print((summary / summary.get("cpu", np.nan)).rename("median step time / cpu kernel").to_string())
 
 

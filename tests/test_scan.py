@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from ssmtts.models.mamba import MambaLayer
-from ssmtts.models.scan import _cpu_ext, selective_scan, selective_scan_ref, selective_state_update
+from ssmtts.models.cpu_ext import cpu_ext
+from ssmtts.models.scan import selective_scan, selective_scan_ref, selective_state_update
 
 NAMES = "u delta A B C D z delta_bias h0".split()
 
@@ -29,7 +30,7 @@ def grads(backend, args64, dtype):
 @pytest.mark.parametrize("L", [1, 63, 64, 65, 131])
 @pytest.mark.parametrize("with_h0", [False, True])
 def test_scan_matches_float64_reference(backend, L, with_h0):
-    if backend == "cpu" and _cpu_ext() is None:
+    if backend == "cpu" and cpu_ext() is None:
         pytest.skip("no C++ compiler: CPU kernel not built")
     args = make_inputs(2, L, 24, 16, seed=L, with_h0=with_h0)
     y0, h0, g0 = grads("ref", args, torch.float64)
@@ -43,7 +44,7 @@ def test_scan_matches_float64_reference(backend, L, with_h0):
         assert rel < 1e-4, f"{backend} d{name}: relative error {rel:.2e}"
 
 
-needs_kernel = pytest.mark.skipif(_cpu_ext() is None, reason="no C++ compiler: CPU kernel not built")
+needs_kernel = pytest.mark.skipif(cpu_ext() is None, reason="no C++ compiler: CPU kernel not built")
 
 
 @needs_kernel
@@ -84,7 +85,7 @@ def test_kernel_gives_identical_bits_with_one_and_two_threads():
 def test_scan_without_gate():
     args = make_inputs(1, 40, 8, 4, with_z=False)
     y0, _, _ = grads("ref", args, torch.float64)
-    y1, _, _ = grads("cpu" if _cpu_ext() else "pscan", args, torch.float32)
+    y1, _, _ = grads("cpu" if cpu_ext() else "pscan", args, torch.float32)
     assert torch.allclose(y1, y0, atol=1e-4)
 
 
@@ -94,7 +95,7 @@ def test_against_mamba_ssm_selective_scan_ref_if_installed():
     u, dt, A, Bm, Cm, D, z, bias, _ = args
     y_ref = ops.selective_scan_ref(u.transpose(1, 2), dt.transpose(1, 2), A, Bm.transpose(1, 2),
                                    Cm.transpose(1, 2), D, z.transpose(1, 2), bias, delta_softplus=True)
-    y, _ = selective_scan(*[a.float() for a in args[:8]], backend="cpu" if _cpu_ext() else "pscan")
+    y, _ = selective_scan(*[a.float() for a in args[:8]], backend="cpu" if cpu_ext() else "pscan")
     assert torch.allclose(y.double(), y_ref.transpose(1, 2), atol=1e-4)
 
 
@@ -136,7 +137,7 @@ def test_mamba_layer_uses_the_step_in_generation_and_agrees_with_the_kernel():
     with torch.no_grad():
         _, state = layer(x[:, :11])
         y_step, (c1, h1) = layer(x[:, 11:], state)                        # auto: one-frame step
-        y_scan, (c2, h2) = layer(x[:, 11:], state, scan_backend="cpu" if _cpu_ext() else "pscan")
+        y_scan, (c2, h2) = layer(x[:, 11:], state, scan_backend="cpu" if cpu_ext() else "pscan")
     torch.testing.assert_close(y_step, y_scan, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(h1, h2, atol=1e-5, rtol=1e-5)
     assert not torch.equal(state[1], h1)                                  # the caller's state is not mutated

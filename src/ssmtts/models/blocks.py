@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from .attention import MLP, Attention
 from .config import ModelConfig
-from .mamba import MambaLayer, causal_depthwise_conv
+from .conv import causal_conv
+from .mamba import MambaLayer
 from .mamba2 import Mamba2Layer
 
 
@@ -32,7 +33,7 @@ class ConvBranch(nn.Module):
 
     def forward(self, x, prefix=None):
         if self.causal:
-            y, prefix = causal_depthwise_conv(x, self.conv.weight, self.conv.bias, prefix)
+            y, prefix = causal_conv(x, self.conv.weight, self.conv.bias, prefix)
         else:
             left = (self.kernel - 1) // 2
             y = self.conv(F.pad(x.transpose(1, 2), (left, self.kernel - 1 - left))).transpose(1, 2)

@@ -17,29 +17,9 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from .conv import causal_conv
 from .scan import selective_scan, selective_state_update
-
-
-def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                          prefix: torch.Tensor | None):
-    """Depthwise causal conv along time as K shifted multiply-adds (fast on CPU, any length).
-
-    x: (B, L, C); weight: (C, 1, K) as in nn.Conv1d; prefix: (B, K-1, C) previous inputs or None.
-    Returns (y (B, L, C), new prefix (B, K-1, C)).
-    """
-    K, L = weight.shape[-1], x.shape[1]
-    if prefix is None:
-        prefix = x.new_zeros(x.shape[0], K - 1, x.shape[2])
-    xp = torch.cat([prefix, x], dim=1)                                 # (B, K-1+L, C)
-    w = weight[:, 0, :].T                                              # (K, C)
-    y = xp[:, 0:L] * w[0]
-    for k in range(1, K):
-        y = y + xp[:, k:k + L] * w[k]
-    if bias is not None:
-        y = y + bias
-    return y, xp[:, xp.shape[1] - (K - 1):]
 
 
 class MambaLayer(nn.Module):
@@ -65,8 +45,7 @@ class MambaLayer(nn.Module):
     def forward(self, x: torch.Tensor, state=None, scan_backend: str = "auto"):
         conv_state, ssm_state = state if state is not None else (None, None)
         x_in, z = self.in_proj(x).chunk(2, dim=-1)                      # (B, L, Din) each
-        x_c, conv_state = causal_depthwise_conv(x_in, self.conv1d.weight, self.conv1d.bias, conv_state)
-        x_c = F.silu(x_c)
+        x_c, conv_state = causal_conv(x_in, self.conv1d.weight, self.conv1d.bias, conv_state, silu=True)
         dt, Bm, Cm = self.x_proj(x_c).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = dt @ self.dt_proj.weight.T                                # (B, L, Din); bias goes in the scan
         A = -torch.exp(self.A_log.float())                             # (Din, N)

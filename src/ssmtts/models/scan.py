@@ -21,40 +21,12 @@ Shapes (this package's layout, time-major like the rest of the model):
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import warnings
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-_CPU_EXT = None
-_CPU_EXT_FAILED = False
-
-
-def _cpu_ext():
-    """Compile (first call, ~1 min) or load the cached C++ kernel; None if it cannot be built."""
-    global _CPU_EXT, _CPU_EXT_FAILED
-    if _CPU_EXT is None and not _CPU_EXT_FAILED:
-        if os.environ.get("SSMTTS_NO_CPU_KERNEL") == "1":
-            _CPU_EXT_FAILED = True
-            return None
-        try:
-            from torch.utils.cpp_extension import load
-            src = Path(__file__).with_name("csrc") / "selective_scan.cpp"
-            # -fopenmp: at::parallel_for is OpenMP in torch's CPU builds and runs serially without
-            # it; the extension then shares torch's libgomp (same soname), so one thread pool.
-            flags = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
-            # one cache entry per checkout: torch rebuilds when the same name points at another path
-            name = "ssmtts_selective_scan_" + hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:8]
-            _CPU_EXT = load(name, [str(src)], extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
-        except Exception as e:  # no compiler / ninja: slower but correct
-            _CPU_EXT_FAILED = True
-            warnings.warn(f"CPU selective-scan kernel unavailable ({type(e).__name__}: {e}); "
-                          "falling back to mambapy's parallel scan (slower, more memory)")
-    return _CPU_EXT
-
+from .cpu_ext import cpu_ext
 
 def cuda_kernels_available() -> bool:
     if not torch.cuda.is_available():
@@ -71,7 +43,7 @@ class _CpuScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, Bm, Cm, Dskip, z, delta_bias, h0):
-        ext = _cpu_ext()
+        ext = cpu_ext()
         u, delta, A, Bm, Cm, Dskip, delta_bias = (t.contiguous() for t in (u, delta, A, Bm, Cm, Dskip, delta_bias))
         z_ = z.contiguous() if z is not None else u.new_empty(0)
         h0_ = h0.contiguous() if h0 is not None else u.new_empty(0)
@@ -85,7 +57,7 @@ class _CpuScan(torch.autograd.Function):
         u, delta, A, Bm, Cm, Dskip, z_, delta_bias, h0_, ckpt = ctx.saved_tensors
         has_z, has_h0 = ctx.flags
         dhl = dh_last.contiguous() if dh_last is not None else u.new_zeros(u.shape[0], u.shape[2], A.shape[1])
-        du, ddt, dA, dB, dC, dD, dz, dbias, dh0 = _cpu_ext().bwd(
+        du, ddt, dA, dB, dC, dD, dz, dbias, dh0 = cpu_ext().bwd(
             u, delta, A, Bm, Cm, Dskip, z_, delta_bias, h0_, ckpt, dy.contiguous(), dhl, has_z, has_h0)
         return du, ddt, dA, dB, dC, dD, dz if has_z else None, dbias, dh0 if has_h0 else None
 
@@ -140,7 +112,7 @@ def selective_state_update(state, x, dt, A, Bm, Cm, Dskip, z=None, dt_bias=None)
     if state.is_cuda and cuda_kernels_available():
         from mamba_ssm.ops.triton.selective_state_update import selective_state_update as fused
         return fused(state, x, dt, A, Bm, Cm, Dskip, z=z, dt_bias=dt_bias, dt_softplus=True)
-    ext = _cpu_ext() if state.device.type == "cpu" and state.dtype == torch.float32 else None
+    ext = cpu_ext() if state.device.type == "cpu" and state.dtype == torch.float32 else None
     if ext is not None and state.is_contiguous():
         bias = dt_bias if dt_bias is not None else torch.zeros_like(Dskip)
         args = [t.contiguous() for t in (x, dt, A, Bm, Cm, Dskip)]
@@ -155,7 +127,7 @@ def selective_state_update(state, x, dt, A, Bm, Cm, Dskip, z=None, dt_bias=None)
 def pick_backend(device: torch.device, has_state: bool) -> str:
     if device.type == "cuda":
         return "cuda" if cuda_kernels_available() and not has_state else "pscan"
-    if device.type == "cpu" and _cpu_ext() is not None:
+    if device.type == "cpu" and cpu_ext() is not None:
         return "cpu"
     return "pscan"
 

@@ -3,98 +3,32 @@
 //   h_t = exp(dt_t * A) h_{t-1} + dt_t * B_t * u_t,   y_t = C_t . h_t + D u_t,   y_t *= silu(z_t)
 //   dt_t = softplus(delta_t + bias)
 //
-// Work is split into tasks of (batch, block of W = 8 neighbouring channels). Inside a task
-// the 8 channels are the SIMD lanes: every load of u, delta, z, y is contiguous in the
-// model's (B, L, D) layout, B_t[n] and C_t[n] are broadcast, and the state (N vectors of W
-// lanes) stays in registers / L1. Nothing of size (B, L, D, N) is ever stored. The forward
+// Channels come in blocks of W = 8 neighbours, the SIMD lanes: every load of u, delta, z, y
+// is contiguous in the model's (B, L, D) layout, B_t[n] and C_t[n] are broadcast, and a
+// block's state (N vectors of W lanes) stays in registers / L1. A task is one batch row and a
+// group of blocks (see GROUP). Nothing of size (B, L, D, N) is ever stored. The forward
 // keeps the state every CHUNK steps; the backward recomputes each chunk from its checkpoint
 // into a small local buffer and runs the reverse recurrence. Gradients of B and C (shared by
 // all channels) go to a private slice per group of channel blocks and are summed in a fixed
 // order, so results do not depend on the number of threads. Channels past D in the last
 // block are padded lanes with zero input, zero state and zero output gradient: they add 0.
 //
-// SIMD: the lanes are a GCC/Clang vector type (`vf`, W floats), so the code says what each
-// step does to all lanes and the compiler emits AVX / AVX-512 / NEON without intrinsics.
-// exp, softplus and sigmoid are inline polynomials on `vf`: calling libm once per lane
-// cost more than the whole recurrence.
+// SIMD lanes and the inline exp / softplus / sigmoid are in simd.h.
 //
 // Layouts: u, delta, z, out, grads: (B, L, D); Bm, Cm: (B, L, N); A: (D, N); Dv, bias: (D);
 // h0, h_last: (B, D, N); checkpoints: (B, n_blocks, n_chunks, N, W).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
 #include <vector>
 
+#include "simd.h"
+
 static constexpr int64_t CHUNK = 64;
-static constexpr int W = 8;
-
-typedef float vf __attribute__((vector_size(4 * W)));     // W float lanes
-typedef int32_t vi __attribute__((vector_size(4 * W)));   // W int lanes (masks: -1 true, 0 false)
-
-static inline vf splat(float s) { return vf{} + s; }
-static inline vf loadv(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
-static inline void storev(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
-static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
-
-// exp(x): Cephes expf (2^n * polynomial on [-ln2/2, ln2/2]), relative error < 3e-7. Inputs are
-// clamped to [-87.3, 88.7]: below, the result is 1e-38 instead of 0 (no denormals).
-static inline vf fast_exp(vf x) {
-  x = vmin(vmax(x, splat(-87.3f)), splat(88.7f));
-  // n = floor(x log2e + 1/2) by truncation, shifted by 128 so the argument is positive (> 2.5)
-  const vi n = __builtin_convertvector(x * 1.44269504088896341f + 128.5f, vi) - 128;
-  const vf nf = __builtin_convertvector(n, vf);
-  const vf r = x - nf * 0.693359375f + nf * 2.12194440e-4f;   // x - n ln2, ln2 split for accuracy
-  vf p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
-  return p * (vf)((n + 127) << 23);                      // times 2^n, built in the exponent bits
-}
-
-// log1p(y) for y in [0, 1] (all softplus needs): 2 atanh(s), s = y / (2 + y) <= 1/3, as its odd
-// series to s^15 (truncation < 2e-9 relative). No cancellation, so it stays accurate for tiny y
-// and under -ffast-math reassociation.
-static inline vf log1p_unit(vf y) {
-  const vf s = y / (y + 2.f), s2 = s * s;
-  vf p = splat(1.f / 15.f);
-  p = p * s2 + 1.f / 13.f;
-  p = p * s2 + 1.f / 11.f;
-  p = p * s2 + 1.f / 9.f;
-  p = p * s2 + 1.f / 7.f;
-  p = p * s2 + 1.f / 5.f;
-  p = p * s2 + 1.f / 3.f;
-  p = p * s2 + 1.f;
-  return 2.f * s * p;
-}
-
-// softplus(x) = max(x, 0) + log1p(exp(-|x|)): one branch-free form for every x.
-static inline vf softplus(vf x) { return vmax(x, splat(0.f)) + log1p_unit(fast_exp(-vmax(x, -x))); }
-static inline vf sigmoid(vf x) { return 1.f / (1.f + fast_exp(-x)); }
-static inline float hsum(vf v) { float s = 0.f; for (int j = 0; j < W; ++j) s += v[j]; return s; }
-
 struct Args {
   int64_t Bsz, L, D, N, n_blocks, n_chunks;
   const float *u, *delta, *A, *Bm, *Cm, *Dv, *z, *bias, *h0;
   bool has_z, has_h0;
 };
-
-// The W lanes of one (b, t) row from channel d0 on; lanes past D (nw < W) read as 0 / are not written.
-static inline vf load_lanes(const float* src, int nw) {
-  if (nw == W) return loadv(src);
-  vf v = splat(0.f);
-  for (int j = 0; j < nw; ++j) v[j] = src[j];
-  return v;
-}
-static inline void store_lanes(float* dst, int nw, vf v) {
-  if (nw == W) storev(dst, v);
-  else for (int j = 0; j < nw; ++j) dst[j] = v[j];
-}
 
 // A channel block's constants (A as N lane-vectors, D, dt bias) and initial state, zero past D.
 static inline void load_block(const Args& a, int N, int64_t b, int64_t d0, int nw, vf* Ab, vf& Db, vf& bb, vf* h) {
@@ -111,47 +45,69 @@ static inline void load_block(const Args& a, int N, int64_t b, int64_t d0, int n
   }
 }
 
+// Tasks are (batch, group of GROUP channel blocks), and each task walks time in chunks of CHUNK
+// steps, running every block of its group over one chunk before the next chunk. So each (b, t)
+// row is read as GROUP * W contiguous floats rather than W scattered ones (far fewer cache lines
+// and pages touched per byte), and the backward sums the group's dB/dC contributions inside
+// the task, keeping the per-task partials (B, n_groups, L, N) small.
+static constexpr int64_t GROUP = 8;
+
+struct Tile {   // the blocks of one task
+  int64_t b, blk0, n;
+  Tile(const Args& a, int64_t task, int64_t n_groups)
+      : b(task / n_groups), blk0((task % n_groups) * GROUP), n(std::min(GROUP, a.n_blocks - blk0)) {}
+  int64_t d0(int64_t gi) const { return (blk0 + gi) * W; }
+};
+
 template <int NT>
 static void fwd_impl(const Args& a, float* out, float* h_last, float* ckpt) {
   const int N = NT > 0 ? NT : (int)a.N;
-  at::parallel_for(0, a.Bsz * a.n_blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<vf> hv(N), Av(N);
-    vf* __restrict__ h = hv.data();
-    vf* __restrict__ Ab = Av.data();
-    vf Db, bb;
+  const int64_t n_groups = (a.n_blocks + GROUP - 1) / GROUP;
+  at::parallel_for(0, a.Bsz * n_groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<vf> hv(GROUP * N), Av(GROUP * N), Dv(GROUP), bv(GROUP);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / a.n_blocks, blk = task % a.n_blocks, d0 = blk * W;
-      const int nw = (int)std::min<int64_t>(W, a.D - d0);
-      load_block(a, N, b, d0, nw, Ab, Db, bb, h);
-      for (int64_t t = 0; t < a.L; ++t) {
-        const int64_t base = (b * a.L + t) * a.D + d0;
-        const vf x = load_lanes(a.u + base, nw);
-        const vf dt = softplus(load_lanes(a.delta + base, nw) + bb);
-        const vf dtx = dt * x;
-        vf y = Db * x;
-        const float* Bt = a.Bm + (b * a.L + t) * a.N;
-        const float* Ct = a.Cm + (b * a.L + t) * a.N;
-        for (int n = 0; n < N; ++n) {
-          h[n] = fast_exp(dt * Ab[n]) * h[n] + dtx * Bt[n];
-          y += h[n] * Ct[n];
+      const Tile tile(a, task, n_groups);
+      const int64_t b = tile.b;
+      for (int64_t gi = 0; gi < tile.n; ++gi)
+        load_block(a, N, b, tile.d0(gi), (int)std::min<int64_t>(W, a.D - tile.d0(gi)), &Av[gi * N], Dv[gi],
+                   bv[gi], &hv[gi * N]);
+      for (int64_t c = 0; c < a.n_chunks; ++c) {
+        const int64_t t0 = c * CHUNK, t1 = std::min(a.L, t0 + CHUNK);
+        for (int64_t gi = 0; gi < tile.n; ++gi) {
+          const int64_t d0 = tile.d0(gi);
+          const int nw = (int)std::min<int64_t>(W, a.D - d0);
+          vf* __restrict__ h = &hv[gi * N];
+          const vf* __restrict__ Ab = &Av[gi * N];
+          const vf Db = Dv[gi], bb = bv[gi];
+          for (int64_t t = t0; t < t1; ++t) {
+            const int64_t base = (b * a.L + t) * a.D + d0;
+            const vf x = load_lanes(a.u + base, nw);
+            const vf dt = softplus(load_lanes(a.delta + base, nw) + bb);
+            const vf dtx = dt * x;
+            vf y = Db * x;
+            const float* Bt = a.Bm + (b * a.L + t) * a.N;
+            const float* Ct = a.Cm + (b * a.L + t) * a.N;
+            for (int n = 0; n < N; ++n) {
+              h[n] = fast_exp(dt * Ab[n]) * h[n] + dtx * Bt[n];
+              y += h[n] * Ct[n];
+            }
+            if (a.has_z) {
+              const vf z = load_lanes(a.z + base, nw);
+              y *= z * sigmoid(z);
+            }
+            store_lanes(out + base, nw, y);
+          }
+          std::memcpy(ckpt + (((b * a.n_blocks + tile.blk0 + gi) * a.n_chunks) + c) * N * W, h, N * sizeof(vf));
         }
-        if (a.has_z) {
-          const vf z = load_lanes(a.z + base, nw);
-          y *= z * sigmoid(z);
-        }
-        store_lanes(out + base, nw, y);
-        if ((t + 1) % CHUNK == 0 || t == a.L - 1)
-          std::memcpy(ckpt + ((task * a.n_chunks) + t / CHUNK) * N * W, h, N * sizeof(vf));
       }
-      for (int j = 0; j < nw; ++j)
-        for (int n = 0; n < N; ++n) h_last[(b * a.D + d0 + j) * a.N + n] = h[n][j];
+      for (int64_t gi = 0; gi < tile.n; ++gi) {
+        const int64_t d0 = tile.d0(gi);
+        for (int j = 0; j < std::min<int64_t>(W, a.D - d0); ++j)
+          for (int n = 0; n < N; ++n) h_last[(b * a.D + d0 + j) * a.N + n] = hv[gi * N + n][j];
+      }
     }
   });
 }
-
-// Backward tasks are (batch, group of GROUP channel blocks): the group's dB/dC contributions are
-// summed inside the task, so the per-task partials (B, n_groups, L, N) stay small.
-static constexpr int64_t GROUP = 8;
 
 template <int NT>
 static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const float* dh_last,
@@ -160,33 +116,43 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
   const int N = NT > 0 ? NT : (int)a.N;
   const int64_t n_groups = (a.n_blocks + GROUP - 1) / GROUP;
   at::parallel_for(0, a.Bsz * n_groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<vf> hsv((CHUNK + 1) * N), eav(CHUNK * N), dtsv(CHUNK), dhv(N), Av(N), dAv(N), h0v(N);
-    vf* __restrict__ hs = hsv.data();    // hs[k * N + n]: state before step t0 + k of the chunk
-    vf* __restrict__ ea = eav.data();    // exp(dt A) of each step of the chunk
+    // per block of the tile: constants, initial state, dL/dh carried backwards in time, dA, dD, dbias
+    std::vector<vf> Av(GROUP * N), h0v(GROUP * N), dhv(GROUP * N), dAv(GROUP * N), Dv(GROUP), bv(GROUP),
+        dDv(GROUP), dbv(GROUP);
+    // one block's chunk, recomputed: hs[k * N + n] is the state before step t0 + k, ea = exp(dt A)
+    std::vector<vf> hsv((CHUNK + 1) * N), eav(CHUNK * N), dtsv(CHUNK);
+    vf* __restrict__ hs = hsv.data();
+    vf* __restrict__ ea = eav.data();
     vf* __restrict__ dts = dtsv.data();
-    vf* __restrict__ dh = dhv.data();    // dL/dh, carried backwards in time
-    vf* __restrict__ Ab = Av.data();
-    vf* __restrict__ dAb = dAv.data();
-    vf* __restrict__ h_init = h0v.data();
-    vf Db, bb;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / n_groups, grp = task % n_groups;
+      const Tile tile(a, task, n_groups);
+      const int64_t b = tile.b;
       float* dBp = dB_part + task * a.L * N;  // (B, n_groups, L, N)
       float* dCp = dC_part + task * a.L * N;
-      for (int64_t blk = grp * GROUP; blk < std::min(a.n_blocks, (grp + 1) * GROUP); ++blk) {
-        const bool first = blk == grp * GROUP;   // the group's first block writes dB/dC, the others add
-        const int64_t d0 = blk * W;
+      for (int64_t gi = 0; gi < tile.n; ++gi) {
+        const int64_t d0 = tile.d0(gi);
         const int nw = (int)std::min<int64_t>(W, a.D - d0);
-        load_block(a, N, b, d0, nw, Ab, Db, bb, h_init);
-        vf dDb = splat(0.f), dbb = splat(0.f);
+        load_block(a, N, b, d0, nw, &Av[gi * N], Dv[gi], bv[gi], &h0v[gi * N]);
+        dDv[gi] = splat(0.f);
+        dbv[gi] = splat(0.f);
         for (int n = 0; n < N; ++n) {
-          dAb[n] = splat(0.f);
-          dh[n] = splat(0.f);
-          for (int j = 0; j < nw; ++j) dh[n][j] = dh_last[(b * a.D + d0 + j) * a.N + n];
+          dAv[gi * N + n] = splat(0.f);
+          dhv[gi * N + n] = splat(0.f);
+          for (int j = 0; j < nw; ++j) dhv[gi * N + n][j] = dh_last[(b * a.D + d0 + j) * a.N + n];
         }
-        for (int64_t c = a.n_chunks - 1; c >= 0; --c) {
-          const int64_t t0 = c * CHUNK, t1 = std::min(a.L, t0 + CHUNK);
-          if (c == 0) std::memcpy(hs, h_init, N * sizeof(vf));
+      }
+      for (int64_t c = a.n_chunks - 1; c >= 0; --c) {
+        const int64_t t0 = c * CHUNK, t1 = std::min(a.L, t0 + CHUNK);
+        for (int64_t gi = 0; gi < tile.n; ++gi) {
+          const bool first = gi == 0;   // the tile's first block writes dB/dC, the others add
+          const int64_t blk = tile.blk0 + gi, d0 = tile.d0(gi);
+          const int nw = (int)std::min<int64_t>(W, a.D - d0);
+          const vf* __restrict__ Ab = &Av[gi * N];
+          vf* __restrict__ dh = &dhv[gi * N];
+          vf* __restrict__ dAb = &dAv[gi * N];
+          const vf Db = Dv[gi], bb = bv[gi];
+          vf dDb = dDv[gi], dbb = dbv[gi];
+          if (c == 0) std::memcpy(hs, &h0v[gi * N], N * sizeof(vf));
           else std::memcpy(hs, ckpt + (((b * a.n_blocks + blk) * a.n_chunks) + c - 1) * N * W, N * sizeof(vf));
           for (int64_t t = t0; t < t1; ++t) {   // recompute the chunk's states
             const int64_t k = t - t0, base = (b * a.L + t) * a.D + d0;
@@ -239,12 +205,20 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
             store_lanes(ddelta + base, nw, draw);
             store_lanes(du + base, nw, dx);
           }
+          dDv[gi] = dDb;
+          dbv[gi] = dbb;
         }
-        for (int j = 0; j < nw; ++j) {
+      }
+      for (int64_t gi = 0; gi < tile.n; ++gi) {
+        const int64_t d0 = tile.d0(gi);
+        for (int j = 0; j < std::min<int64_t>(W, a.D - d0); ++j) {
           const int64_t row = b * a.D + d0 + j;
-          for (int n = 0; n < N; ++n) { dA_part[row * N + n] = dAb[n][j]; dh0[row * N + n] = dh[n][j]; }
-          dD_part[row] = dDb[j];
-          dbias_part[row] = dbb[j];
+          for (int n = 0; n < N; ++n) {
+            dA_part[row * N + n] = dAv[gi * N + n][j];
+            dh0[row * N + n] = dhv[gi * N + n][j];
+          }
+          dD_part[row] = dDv[gi][j];
+          dbias_part[row] = dbv[gi][j];
         }
       }
     }
@@ -338,8 +312,3 @@ torch::Tensor state_step(torch::Tensor state, torch::Tensor x, torch::Tensor dt,
   return y;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("step", &state_step, "one-frame selective state update, in place (CPU)");
-  m.def("fwd", &scan_fwd, "selective scan forward (CPU)");
-  m.def("bwd", &scan_bwd, "selective scan backward (CPU)");
-}

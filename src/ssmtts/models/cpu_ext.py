@@ -1,0 +1,41 @@
+"""Build (once, cached) and load the C++ CPU kernels in `csrc/`: the selective scan, its one-step
+update, and the fused causal depthwise convolution.
+
+`cpu_ext()` returns the extension module, or None when it cannot be built (no compiler, no
+ninja, or SSMTTS_NO_CPU_KERNEL=1); callers then use their PyTorch fallbacks, which compute
+the same thing more slowly.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+_CSRC = Path(__file__).with_name("csrc")
+_SOURCES = ["bindings.cpp", "selective_scan.cpp", "causal_conv.cpp"]
+_EXT = None
+_FAILED = False
+
+
+def cpu_ext():
+    """Compile (first call, ~1-2 min) or load the cached extension; None if it cannot be built."""
+    global _EXT, _FAILED
+    if _EXT is None and not _FAILED:
+        if os.environ.get("SSMTTS_NO_CPU_KERNEL") == "1":
+            _FAILED = True
+            return None
+        try:
+            from torch.utils.cpp_extension import load
+            # -fopenmp: at::parallel_for is OpenMP in torch's CPU builds and runs serially without
+            # it; the extension then shares torch's libgomp (same soname), so one thread pool.
+            flags = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
+            # one cache entry per checkout: torch rebuilds when the same name points at another path
+            name = "ssmtts_cpu_kernels_" + hashlib.sha1(str(_CSRC.resolve()).encode()).hexdigest()[:8]
+            _EXT = load(name, [str(_CSRC / s) for s in _SOURCES], extra_cflags=flags,
+                        extra_ldflags=["-fopenmp"], verbose=False)
+        except Exception as e:  # no compiler / ninja: slower but correct
+            _FAILED = True
+            warnings.warn(f"CPU kernels unavailable ({type(e).__name__}: {e}); falling back to PyTorch "
+                          "(mambapy's parallel scan, unfused convolution: slower, more memory)")
+    return _EXT

@@ -1,0 +1,132 @@
+// Causal depthwise convolution along time, with the bias and an optional SiLU fused (CPU, float32).
+//
+//   xp = [prefix ; x]  (B, K-1+L, C)     pre[b, t, c] = bias[c] + sum_k w[c, k] xp[b, t+k, c]
+//   y = silu(pre) (or pre)               (B, L, C), contiguous
+//
+// In PyTorch ops this is a concatenation, K shifted products, K-1 sums, the bias and the SiLU:
+// ~2K+3 passes over a (B, L, C) tensor forward and as many backward, each allocating a new one.
+// Here it is one pass each way. Tasks are (batch, block of W channels) as in the selective scan;
+// x may be a strided view (the in_proj output split in two) as long as channels are contiguous.
+// The backward recomputes `pre` instead of saving it. Weight and bias gradients are kept per
+// batch row and summed afterwards in a fixed order (no dependence on the thread count).
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <vector>
+
+#include "simd.h"
+
+struct ConvArgs {
+  int64_t Bsz, L, C, K, sb, st;   // x strides: batch, time (channels are contiguous)
+  const float *x, *w, *bias, *prefix;
+  bool has_prefix, silu;
+};
+
+static ConvArgs conv_args(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
+                          const torch::Tensor& prefix, bool has_prefix, bool silu) {
+  TORCH_CHECK(x.dim() == 3 && x.stride(2) == 1, "causal_conv: x must be (B, L, C) with contiguous channels");
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32, "causal_conv: float32 only");
+  ConvArgs a;
+  a.Bsz = x.size(0); a.L = x.size(1); a.C = x.size(2); a.K = w.size(1);
+  a.sb = x.stride(0); a.st = x.stride(1);
+  a.x = x.data_ptr<float>(); a.w = w.data_ptr<float>(); a.bias = bias.data_ptr<float>();
+  a.prefix = has_prefix ? prefix.data_ptr<float>() : nullptr;
+  a.has_prefix = has_prefix; a.silu = silu;
+  return a;
+}
+
+// xp[b, s, c0..c0+W) for s in [0, K-1+L): the prefix (or zeros) before x.
+static inline vf xp_row(const ConvArgs& a, int64_t b, int64_t s, int64_t c0, int nw) {
+  const int64_t t = s - (a.K - 1);
+  if (t >= 0) return load_lanes(a.x + b * a.sb + t * a.st + c0, nw);
+  if (!a.has_prefix) return splat(0.f);
+  return load_lanes(a.prefix + (b * (a.K - 1) + s) * a.C + c0, nw);
+}
+
+static inline void load_taps(const ConvArgs& a, int64_t c0, int nw, vf* wk, vf& bb) {
+  bb = load_lanes(a.bias + c0, nw);
+  for (int64_t k = 0; k < a.K; ++k) {
+    wk[k] = splat(0.f);
+    for (int j = 0; j < nw; ++j) wk[k][j] = a.w[(c0 + j) * a.K + k];
+  }
+}
+
+static inline vf pre_at(const ConvArgs& a, const vf* wk, vf bb, int64_t b, int64_t t, int64_t c0, int nw) {
+  vf pre = bb;
+  for (int64_t k = 0; k < a.K; ++k) pre += wk[k] * xp_row(a, b, t + k, c0, nw);
+  return pre;
+}
+
+torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
+                       bool has_prefix, bool silu) {
+  const ConvArgs a = conv_args(x, w, bias, prefix, has_prefix, silu);
+  auto y = torch::empty({a.Bsz, a.L, a.C}, x.options());
+  float* yp = y.data_ptr<float>();
+  const int64_t n_blocks = (a.C + W - 1) / W;
+  at::parallel_for(0, a.Bsz * n_blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<vf> wk(a.K);
+    vf bb;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / n_blocks, c0 = (task % n_blocks) * W;
+      const int nw = (int)std::min<int64_t>(W, a.C - c0);
+      load_taps(a, c0, nw, wk.data(), bb);
+      for (int64_t t = 0; t < a.L; ++t) {
+        const vf pre = pre_at(a, wk.data(), bb, b, t, c0, nw);
+        store_lanes(yp + (b * a.L + t) * a.C + c0, nw, a.silu ? pre * sigmoid(pre) : pre);
+      }
+    }
+  });
+  return y;
+}
+
+// Returns dx (B, L, C), dprefix (B, K-1, C) (empty without a prefix), dw (C, K), dbias (C).
+std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
+                                    torch::Tensor dy, bool has_prefix, bool silu) {
+  const ConvArgs a = conv_args(x, w, bias, prefix, has_prefix, silu);
+  dy = dy.contiguous();
+  const float* dyp = dy.data_ptr<float>();
+  auto dx = torch::empty({a.Bsz, a.L, a.C}, x.options());
+  auto dprefix = has_prefix ? torch::zeros({a.Bsz, a.K - 1, a.C}, x.options()) : torch::zeros({0}, x.options());
+  auto dw_part = torch::empty({a.Bsz, a.C, a.K}, x.options());
+  auto db_part = torch::empty({a.Bsz, a.C}, x.options());
+  float *dxp = dx.data_ptr<float>(), *dwp = dw_part.data_ptr<float>(), *dbp = db_part.data_ptr<float>();
+  float* dpp = has_prefix ? dprefix.data_ptr<float>() : nullptr;
+  const int64_t n_blocks = (a.C + W - 1) / W, K = a.K;
+  at::parallel_for(0, a.Bsz * n_blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<vf> wk(K), dwk(K), ring(K);   // ring[t % K] = g_t, the gradient at pre[t]
+    vf bb;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / n_blocks, c0 = (task % n_blocks) * W;
+      const int nw = (int)std::min<int64_t>(W, a.C - c0);
+      load_taps(a, c0, nw, wk.data(), bb);
+      vf db = splat(0.f);
+      for (int64_t k = 0; k < K; ++k) { dwk[k] = splat(0.f); ring[k] = splat(0.f); }
+      // Backwards in time: x[t] (= xp[t + K-1]) feeds pre[t .. t+K-1] through taps K-1 .. 0.
+      for (int64_t t = a.L - 1; t >= 0; --t) {
+        vf g = load_lanes(dyp + (b * a.L + t) * a.C + c0, nw);
+        if (a.silu) {
+          const vf pre = pre_at(a, wk.data(), bb, b, t, c0, nw), sg = sigmoid(pre);
+          g *= sg * (1.f + pre * (1.f - sg));
+        }
+        ring[t % K] = g;
+        db += g;
+        for (int64_t k = 0; k < K; ++k) dwk[k] += g * xp_row(a, b, t + k, c0, nw);
+        vf d = splat(0.f);
+        for (int64_t k = 0; k < K; ++k)
+          if (t + K - 1 - k < a.L) d += wk[k] * ring[(t + K - 1 - k) % K];
+        store_lanes(dxp + (b * a.L + t) * a.C + c0, nw, d);
+      }
+      if (has_prefix)   // prefix row p (= xp[p]) feeds pre[0 .. p] through taps p .. 0
+        for (int64_t p = 0; p < K - 1; ++p) {
+          vf d = splat(0.f);
+          for (int64_t k = 0; k <= p; ++k)
+            if (p - k < a.L) d += wk[k] * ring[(p - k) % K];
+          store_lanes(dpp + (b * (K - 1) + p) * a.C + c0, nw, d);
+        }
+      for (int j = 0; j < nw; ++j) {
+        for (int64_t k = 0; k < K; ++k) dwp[(b * a.C + c0 + j) * K + k] = dwk[k][j];
+        dbp[b * a.C + c0 + j] = db[j];
+      }
+    }
+  });
+  return {dx, dprefix, dw_part.sum(0), db_part.sum(0)};
+}

@@ -1,0 +1,73 @@
+// SIMD lanes and inline math shared by the CPU kernels (selective_scan.cpp, causal_conv.cpp).
+//
+// The lanes are a GCC/Clang vector type (`vf`, W floats), so kernels say what each step does to
+// all lanes and the compiler emits AVX / AVX-512 / NEON without intrinsics. exp, softplus and
+// sigmoid are inline polynomials on `vf`: calling libm once per lane cost more than the whole
+// selective-scan recurrence.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+static constexpr int W = 8;
+
+typedef float vf __attribute__((vector_size(4 * W)));     // W float lanes
+typedef int32_t vi __attribute__((vector_size(4 * W)));   // W int lanes (masks: -1 true, 0 false)
+
+static inline vf splat(float s) { return vf{} + s; }
+static inline vf loadv(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+static inline void storev(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+
+// exp(x): Cephes expf (2^n * polynomial on [-ln2/2, ln2/2]), relative error < 3e-7. Inputs are
+// clamped to [-87.3, 88.7]: below, the result is 1e-38 instead of 0 (no denormals).
+static inline vf fast_exp(vf x) {
+  x = vmin(vmax(x, splat(-87.3f)), splat(88.7f));
+  // n = floor(x log2e + 1/2) by truncation, shifted by 128 so the argument is positive (> 2.5)
+  const vi n = __builtin_convertvector(x * 1.44269504088896341f + 128.5f, vi) - 128;
+  const vf nf = __builtin_convertvector(n, vf);
+  const vf r = x - nf * 0.693359375f + nf * 2.12194440e-4f;   // x - n ln2, ln2 split for accuracy
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  return p * (vf)((n + 127) << 23);                      // times 2^n, built in the exponent bits
+}
+
+// log1p(y) for y in [0, 1] (all softplus needs): 2 atanh(s), s = y / (2 + y) <= 1/3, as its odd
+// series to s^15 (truncation < 2e-9 relative). No cancellation, so it stays accurate for tiny y
+// and under -ffast-math reassociation.
+static inline vf log1p_unit(vf y) {
+  const vf s = y / (y + 2.f), s2 = s * s;
+  vf p = splat(1.f / 15.f);
+  p = p * s2 + 1.f / 13.f;
+  p = p * s2 + 1.f / 11.f;
+  p = p * s2 + 1.f / 9.f;
+  p = p * s2 + 1.f / 7.f;
+  p = p * s2 + 1.f / 5.f;
+  p = p * s2 + 1.f / 3.f;
+  p = p * s2 + 1.f;
+  return 2.f * s * p;
+}
+
+// softplus(x) = max(x, 0) + log1p(exp(-|x|)): one branch-free form for every x.
+static inline vf softplus(vf x) { return vmax(x, splat(0.f)) + log1p_unit(fast_exp(-vmax(x, -x))); }
+static inline vf sigmoid(vf x) { return 1.f / (1.f + fast_exp(-x)); }
+static inline float hsum(vf v) { float s = 0.f; for (int j = 0; j < W; ++j) s += v[j]; return s; }
+
+// The W lanes of one row from channel c0 on; lanes past the last channel (nw < W) read as 0 and
+// are not written.
+static inline vf load_lanes(const float* src, int nw) {
+  if (nw == W) return loadv(src);
+  vf v = splat(0.f);
+  for (int j = 0; j < nw; ++j) v[j] = src[j];
+  return v;
+}
+static inline void store_lanes(float* dst, int nw, vf v) {
+  if (nw == W) storev(dst, v);
+  else for (int j = 0; j < nw; ++j) dst[j] = v[j];
+}

@@ -1,0 +1,57 @@
+"""The fused CPU causal-conv kernel against the PyTorch definition: outputs, new prefix, and the
+gradients of x, weight, bias and the prefix."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ssmtts.models.conv import causal_conv, causal_depthwise_conv
+from ssmtts.models.cpu_ext import cpu_ext
+
+pytestmark = pytest.mark.skipif(cpu_ext() is None, reason="no C++ compiler: CPU kernels not built")
+
+
+def run(fn, x_full, w, b, prefix, silu):
+    """Conv of the first half of x_full's channels (a strided view, as MambaLayer passes it)."""
+    leaves = [t.detach().clone().requires_grad_(True) if t is not None else None for t in (x_full, w, b, prefix)]
+    xf, w_, b_, p_ = leaves
+    x = xf[..., : xf.shape[-1] // 2]
+    if fn == "fused":
+        y, new_prefix = causal_conv(x, w_, b_, p_, silu=silu)
+    else:
+        y, new_prefix = causal_depthwise_conv(x, w_, b_, p_)
+        y = F.silu(y) if silu else y
+    weights = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)
+    ((y * weights).sum() + (new_prefix ** 2).sum()).backward()
+    return y, new_prefix, [t.grad if t is not None else None for t in leaves]
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 5, 64])
+@pytest.mark.parametrize("K", [2, 4, 5])
+@pytest.mark.parametrize("with_prefix", [False, True])
+@pytest.mark.parametrize("silu", [False, True])
+def test_fused_conv_matches_pytorch(L, K, with_prefix, silu):
+    g = torch.Generator().manual_seed(100 * L + K)
+    C = 13   # one full lane block and a ragged one
+    x = torch.randn(2, L, 2 * C, generator=g)
+    w = torch.randn(C, 1, K, generator=g)
+    b = torch.randn(C, generator=g)
+    prefix = torch.randn(2, K - 1, C, generator=g) if with_prefix else None
+    y0, p0, g0 = run("torch", x, w, b, prefix, silu)
+    y1, p1, g1 = run("fused", x, w, b, prefix, silu)
+    torch.testing.assert_close(y1, y0, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(p1, p0)
+    for name, a, r in zip(["x", "weight", "bias", "prefix"], g1, g0):
+        if r is None:
+            assert a is None
+            continue
+        torch.testing.assert_close(a, r, atol=1e-5, rtol=1e-5, msg=lambda m: f"d{name}: {m}")
+
+
+def test_fused_conv_in_chunks_equals_one_pass():
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(2, 50, 20, generator=g), torch.randn(20, 1, 4, generator=g), torch.randn(20, generator=g)
+    y, _ = causal_conv(x, w, b, silu=True)
+    y1, p = causal_conv(x[:, :17], w, b, silu=True)
+    y2, p = causal_conv(x[:, 17:18], w, b, p, silu=True)
+    y3, _ = causal_conv(x[:, 18:], w, b, p, silu=True)
+    torch.testing.assert_close(torch.cat([y1, y2, y3], 1), y, atol=0, rtol=0)
