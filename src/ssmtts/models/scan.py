@@ -45,7 +45,8 @@ class _CpuScan(torch.autograd.Function):
     def forward(ctx, u, delta, A, Bm, Cm, Dskip, z, delta_bias, h0):
         ext = cpu_ext()
         u, delta, A, Bm, Cm, Dskip, delta_bias = (t.contiguous() for t in (u, delta, A, Bm, Cm, Dskip, delta_bias))
-        z_ = z.contiguous() if z is not None else u.new_empty(0)
+        # z may stay a strided view (the gate half of in_proj's output): the kernel takes row strides
+        z_ = (z if z.stride(-1) == 1 else z.contiguous()) if z is not None else u.new_empty(0)
         h0_ = h0.contiguous() if h0 is not None else u.new_empty(0)
         out, h_last, ckpt = ext.fwd(u, delta, A, Bm, Cm, Dskip, z_, delta_bias, h0_, z is not None, h0 is not None)
         ctx.save_for_backward(u, delta, A, Bm, Cm, Dskip, z_, delta_bias, h0_, ckpt)

@@ -5,7 +5,7 @@
 //
 // In PyTorch ops this is a concatenation, K shifted products, K-1 sums, the bias and the SiLU:
 // ~2K+3 passes over a (B, L, C) tensor forward and as many backward, each allocating a new one.
-// Here it is one pass each way. Tasks are (batch, block of W channels) as in the selective scan;
+// Here it is one pass each way. Tasks are (batch, group of channel blocks) as in the selective scan;
 // x may be a strided view (the in_proj output split in two) as long as channels are contiguous.
 // The backward recomputes `pre` instead of saving it. Weight and bias gradients are kept per
 // batch row and summed afterwards in a fixed order (no dependence on the thread count).
@@ -56,23 +56,32 @@ static inline vf pre_at(const ConvArgs& a, const vf* wk, vf bb, int64_t b, int64
   return pre;
 }
 
+// Tasks are (batch, group of GROUP blocks of W channels); each step t runs over the whole group,
+// so a row is read as GROUP * W contiguous floats rather than W scattered ones.
+static constexpr int64_t GROUP = 8;
+
 torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
                        bool has_prefix, bool silu) {
   const ConvArgs a = conv_args(x, w, bias, prefix, has_prefix, silu);
   auto y = torch::empty({a.Bsz, a.L, a.C}, x.options());
   float* yp = y.data_ptr<float>();
-  const int64_t n_blocks = (a.C + W - 1) / W;
-  at::parallel_for(0, a.Bsz * n_blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<vf> wk(a.K);
-    vf bb;
+  const int64_t n_blocks = (a.C + W - 1) / W, n_groups = (n_blocks + GROUP - 1) / GROUP, K = a.K;
+  at::parallel_for(0, a.Bsz * n_groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<vf> wk(GROUP * K), bb(GROUP);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / n_blocks, c0 = (task % n_blocks) * W;
-      const int nw = (int)std::min<int64_t>(W, a.C - c0);
-      load_taps(a, c0, nw, wk.data(), bb);
-      for (int64_t t = 0; t < a.L; ++t) {
-        const vf pre = pre_at(a, wk.data(), bb, b, t, c0, nw);
-        store_lanes(yp + (b * a.L + t) * a.C + c0, nw, a.silu ? pre * sigmoid(pre) : pre);
+      const int64_t b = task / n_groups, blk0 = (task % n_groups) * GROUP;
+      const int64_t ng = std::min(GROUP, n_blocks - blk0);
+      for (int64_t gi = 0; gi < ng; ++gi) {
+        const int64_t c0 = (blk0 + gi) * W;
+        load_taps(a, c0, (int)std::min<int64_t>(W, a.C - c0), &wk[gi * K], bb[gi]);
       }
+      for (int64_t t = 0; t < a.L; ++t)
+        for (int64_t gi = 0; gi < ng; ++gi) {
+          const int64_t c0 = (blk0 + gi) * W;
+          const int nw = (int)std::min<int64_t>(W, a.C - c0);
+          const vf pre = pre_at(a, &wk[gi * K], bb[gi], b, t, c0, nw);
+          store_lanes(yp + (b * a.L + t) * a.C + c0, nw, a.silu ? pre * sigmoid(pre) : pre);
+        }
     }
   });
   return y;
@@ -90,41 +99,59 @@ std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Ten
   auto db_part = torch::empty({a.Bsz, a.C}, x.options());
   float *dxp = dx.data_ptr<float>(), *dwp = dw_part.data_ptr<float>(), *dbp = db_part.data_ptr<float>();
   float* dpp = has_prefix ? dprefix.data_ptr<float>() : nullptr;
-  const int64_t n_blocks = (a.C + W - 1) / W, K = a.K;
-  at::parallel_for(0, a.Bsz * n_blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<vf> wk(K), dwk(K), ring(K);   // ring[t % K] = g_t, the gradient at pre[t]
-    vf bb;
+  const int64_t n_blocks = (a.C + W - 1) / W, n_groups = (n_blocks + GROUP - 1) / GROUP, K = a.K;
+  at::parallel_for(0, a.Bsz * n_groups, 1, [&](int64_t begin, int64_t end) {
+    // per block of the group: taps, bias, their gradients, and ring[t % K] = g_t (gradient at pre[t])
+    std::vector<vf> wk(GROUP * K), dwk(GROUP * K), ring(GROUP * K), bb(GROUP), db(GROUP), xr(K);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / n_blocks, c0 = (task % n_blocks) * W;
-      const int nw = (int)std::min<int64_t>(W, a.C - c0);
-      load_taps(a, c0, nw, wk.data(), bb);
-      vf db = splat(0.f);
-      for (int64_t k = 0; k < K; ++k) { dwk[k] = splat(0.f); ring[k] = splat(0.f); }
-      // Backwards in time: x[t] (= xp[t + K-1]) feeds pre[t .. t+K-1] through taps K-1 .. 0.
-      for (int64_t t = a.L - 1; t >= 0; --t) {
-        vf g = load_lanes(dyp + (b * a.L + t) * a.C + c0, nw);
-        if (a.silu) {
-          const vf pre = pre_at(a, wk.data(), bb, b, t, c0, nw), sg = sigmoid(pre);
-          g *= sg * (1.f + pre * (1.f - sg));
-        }
-        ring[t % K] = g;
-        db += g;
-        for (int64_t k = 0; k < K; ++k) dwk[k] += g * xp_row(a, b, t + k, c0, nw);
-        vf d = splat(0.f);
-        for (int64_t k = 0; k < K; ++k)
-          if (t + K - 1 - k < a.L) d += wk[k] * ring[(t + K - 1 - k) % K];
-        store_lanes(dxp + (b * a.L + t) * a.C + c0, nw, d);
+      const int64_t b = task / n_groups, blk0 = (task % n_groups) * GROUP;
+      const int64_t ng = std::min(GROUP, n_blocks - blk0);
+      for (int64_t gi = 0; gi < ng; ++gi) {
+        const int64_t c0 = (blk0 + gi) * W;
+        load_taps(a, c0, (int)std::min<int64_t>(W, a.C - c0), &wk[gi * K], bb[gi]);
+        db[gi] = splat(0.f);
+        for (int64_t k = 0; k < K; ++k) { dwk[gi * K + k] = splat(0.f); ring[gi * K + k] = splat(0.f); }
       }
-      if (has_prefix)   // prefix row p (= xp[p]) feeds pre[0 .. p] through taps p .. 0
-        for (int64_t p = 0; p < K - 1; ++p) {
+      // Backwards in time: x[t] (= xp[t + K-1]) feeds pre[t .. t+K-1] through taps K-1 .. 0.
+      for (int64_t t = a.L - 1; t >= 0; --t)
+        for (int64_t gi = 0; gi < ng; ++gi) {
+          const int64_t c0 = (blk0 + gi) * W;
+          const int nw = (int)std::min<int64_t>(W, a.C - c0);
+          const vf* wg = &wk[gi * K];
+          vf* rg = &ring[gi * K];
+          vf* dwg = &dwk[gi * K];
+          for (int64_t k = 0; k < K; ++k) xr[k] = xp_row(a, b, t + k, c0, nw);
+          vf g = load_lanes(dyp + (b * a.L + t) * a.C + c0, nw);
+          if (a.silu) {
+            vf pre = bb[gi];
+            for (int64_t k = 0; k < K; ++k) pre += wg[k] * xr[k];
+            const vf sg = sigmoid(pre);
+            g *= sg * (1.f + pre * (1.f - sg));
+          }
+          rg[t % K] = g;
+          db[gi] += g;
+          for (int64_t k = 0; k < K; ++k) dwg[k] += g * xr[k];
           vf d = splat(0.f);
-          for (int64_t k = 0; k <= p; ++k)
-            if (p - k < a.L) d += wk[k] * ring[(p - k) % K];
-          store_lanes(dpp + (b * (K - 1) + p) * a.C + c0, nw, d);
+          for (int64_t k = 0; k < K; ++k)
+            if (t + K - 1 - k < a.L) d += wg[k] * rg[(t + K - 1 - k) % K];
+          store_lanes(dxp + (b * a.L + t) * a.C + c0, nw, d);
         }
-      for (int j = 0; j < nw; ++j) {
-        for (int64_t k = 0; k < K; ++k) dwp[(b * a.C + c0 + j) * K + k] = dwk[k][j];
-        dbp[b * a.C + c0 + j] = db[j];
+      for (int64_t gi = 0; gi < ng; ++gi) {
+        const int64_t c0 = (blk0 + gi) * W;
+        const int nw = (int)std::min<int64_t>(W, a.C - c0);
+        const vf* wg = &wk[gi * K];
+        const vf* rg = &ring[gi * K];
+        if (has_prefix)   // prefix row p (= xp[p]) feeds pre[0 .. p] through taps p .. 0
+          for (int64_t p = 0; p < K - 1; ++p) {
+            vf d = splat(0.f);
+            for (int64_t k = 0; k <= p; ++k)
+              if (p - k < a.L) d += wg[k] * rg[(p - k) % K];
+            store_lanes(dpp + (b * (K - 1) + p) * a.C + c0, nw, d);
+          }
+        for (int j = 0; j < nw; ++j) {
+          for (int64_t k = 0; k < K; ++k) dwp[(b * a.C + c0 + j) * K + k] = dwk[gi * K + k][j];
+          dbp[b * a.C + c0 + j] = db[gi][j];
+        }
       }
     }
   });

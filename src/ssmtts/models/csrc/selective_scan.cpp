@@ -15,8 +15,9 @@
 //
 // SIMD lanes and the inline exp / softplus / sigmoid are in simd.h.
 //
-// Layouts: u, delta, z, out, grads: (B, L, D); Bm, Cm: (B, L, N); A: (D, N); Dv, bias: (D);
-// h0, h_last: (B, D, N); checkpoints: (B, n_blocks, n_chunks, N, W).
+// Layouts: u, delta, out, grads: (B, L, D) contiguous; z: (B, L, D), channels contiguous;
+// Bm, Cm: (B, L, N); A: (D, N); Dv, bias: (D); h0, h_last: (B, D, N);
+// checkpoints: (B, n_blocks, n_chunks, N, W).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <vector>
@@ -27,7 +28,9 @@ static constexpr int64_t CHUNK = 64;
 struct Args {
   int64_t Bsz, L, D, N, n_blocks, n_chunks;
   const float *u, *delta, *A, *Bm, *Cm, *Dv, *z, *bias, *h0;
+  int64_t z_sb, z_st;   // z may be a strided view (the gate half of in_proj's output): batch, time strides
   bool has_z, has_h0;
+  const float* z_row(int64_t b, int64_t t, int64_t d0) const { return z + b * z_sb + t * z_st + d0; }
 };
 
 // A channel block's constants (A as N lane-vectors, D, dt bias) and initial state, zero past D.
@@ -92,7 +95,7 @@ static void fwd_impl(const Args& a, float* out, float* h_last, float* ckpt) {
               y += h[n] * Ct[n];
             }
             if (a.has_z) {
-              const vf z = load_lanes(a.z + base, nw);
+              const vf z = load_lanes(a.z_row(b, t, d0), nw);
               y *= z * sigmoid(z);
             }
             store_lanes(out + base, nw, y);
@@ -121,6 +124,9 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
         dDv(GROUP), dbv(GROUP);
     // one block's chunk, recomputed: hs[k * N + n] is the state before step t0 + k, ea = exp(dt A)
     std::vector<vf> hsv((CHUNK + 1) * N), eav(CHUNK * N), dtsv(CHUNK);
+    // dB_t[n], dC_t[n] of the chunk, per lane and summed over the tile's blocks; the lanes are
+    // summed once per tile (a horizontal sum per block and step cost as much as the rest)
+    std::vector<vf> sBv(CHUNK * N), sCv(CHUNK * N);
     vf* __restrict__ hs = hsv.data();
     vf* __restrict__ ea = eav.data();
     vf* __restrict__ dts = dtsv.data();
@@ -144,7 +150,7 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
       for (int64_t c = a.n_chunks - 1; c >= 0; --c) {
         const int64_t t0 = c * CHUNK, t1 = std::min(a.L, t0 + CHUNK);
         for (int64_t gi = 0; gi < tile.n; ++gi) {
-          const bool first = gi == 0;   // the tile's first block writes dB/dC, the others add
+          const bool first = gi == 0;   // the tile's first block writes sB/sC, the others add
           const int64_t blk = tile.blk0 + gi, d0 = tile.d0(gi);
           const int nw = (int)std::min<int64_t>(W, a.D - d0);
           const vf* __restrict__ Ab = &Av[gi * N];
@@ -177,7 +183,7 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
             const vf raw = load_lanes(a.delta + base, nw) + bb;
             vf g = load_lanes(dout + base, nw);             // dL/dy_t
             if (a.has_z) {   // y = ypre * silu(z): gradient of z, and g becomes dL/dypre
-              const vf z = load_lanes(a.z + base, nw);
+              const vf z = load_lanes(a.z_row(b, t, d0), nw);
               vf ypre = Db * x;
               for (int n = 0; n < N; ++n) ypre += ht[n] * Ct[n];
               const vf sg = sigmoid(z);
@@ -187,14 +193,13 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
             dDb += g * x;
             vf dx = g * Db, ddt = splat(0.f);
             const vf dtx = dt * x;
-            float* dBt = dBp + t * N;
-            float* dCt = dCp + t * N;
+            vf* sB = &sBv[k * N];
+            vf* sC = &sCv[k * N];
             for (int n = 0; n < N; ++n) {
               const vf dhn = dh[n] + g * Ct[n];            // dL/dh_t
               const vf dlogA = dhn * hp[n] * e[n];         // dL/d(dt A) through exp(dt A) h_{t-1}
-              const float sc = hsum(g * ht[n]), sb = hsum(dhn * dtx);
-              dCt[n] = first ? sc : dCt[n] + sc;
-              dBt[n] = first ? sb : dBt[n] + sb;
+              sC[n] = first ? g * ht[n] : sC[n] + g * ht[n];
+              sB[n] = first ? dhn * dtx : sB[n] + dhn * dtx;
               ddt += dlogA * Ab[n] + dhn * x * Bt[n];
               dAb[n] += dlogA * dt;
               dx += dhn * dt * Bt[n];
@@ -208,6 +213,11 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
           dDv[gi] = dDb;
           dbv[gi] = dbb;
         }
+        for (int64_t t = t0; t < t1; ++t)
+          for (int n = 0; n < N; ++n) {
+            dBp[t * N + n] = hsum(sBv[(t - t0) * N + n]);
+            dCp[t * N + n] = hsum(sCv[(t - t0) * N + n]);
+          }
       }
       for (int64_t gi = 0; gi < tile.n; ++gi) {
         const int64_t d0 = tile.d0(gi);
@@ -235,6 +245,8 @@ static Args make_args(torch::Tensor& u, torch::Tensor& delta, torch::Tensor& A, 
   a.Bm = Bm.data_ptr<float>(); a.Cm = Cm.data_ptr<float>(); a.Dv = Dv.data_ptr<float>();
   a.bias = bias.data_ptr<float>(); a.z = has_z ? z.data_ptr<float>() : nullptr;
   a.h0 = has_h0 ? h0.data_ptr<float>() : nullptr; a.has_z = has_z; a.has_h0 = has_h0;
+  if (has_z) TORCH_CHECK(z.dim() == 3 && z.stride(2) == 1, "selective scan: z needs contiguous channels");
+  a.z_sb = has_z ? z.stride(0) : 0; a.z_st = has_z ? z.stride(1) : 0;
   return a;
 }
 
