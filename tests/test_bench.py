@@ -18,6 +18,9 @@ def test_bench_quick_writes_tidy_csvs(tmp_path):
     gen = pd.read_csv(tmp_path / "generation.csv")
     assert set(gen.method) == {"mamba-step", "mamba-cpu", "attention"} and (gen.ms_per_frame > 0).all()
     assert (tmp_path / "scaling.png").stat().st_size > 0
+    tg = pd.read_csv(tmp_path / "targets.csv")   # interleaved rounds: every method once per round
+    assert set(tg.method) == {"mamba-cpu", "attention", "mamba-pscan"} and (tg.ms > 0).all()
+    assert (tg.loc[tg.method == "mamba-cpu", "over_mamba_cpu"] == 1.0).all()
 
 
 def test_step_bench_times_every_backend_on_a_phase_model(tmp_path):

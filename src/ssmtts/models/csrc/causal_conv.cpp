@@ -66,7 +66,7 @@ torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, tor
   auto y = torch::empty({a.Bsz, a.L, a.C}, x.options());
   float* yp = y.data_ptr<float>();
   const int64_t n_blocks = (a.C + W - 1) / W, n_groups = (n_blocks + GROUP - 1) / GROUP, K = a.K;
-  at::parallel_for(0, a.Bsz * n_groups, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, a.Bsz * n_groups, grain_for(a.L * GROUP * W), [&](int64_t begin, int64_t end) {
     std::vector<vf> wk(GROUP * K), bb(GROUP);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / n_groups, blk0 = (task % n_groups) * GROUP;
@@ -100,7 +100,7 @@ std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Ten
   float *dxp = dx.data_ptr<float>(), *dwp = dw_part.data_ptr<float>(), *dbp = db_part.data_ptr<float>();
   float* dpp = has_prefix ? dprefix.data_ptr<float>() : nullptr;
   const int64_t n_blocks = (a.C + W - 1) / W, n_groups = (n_blocks + GROUP - 1) / GROUP, K = a.K;
-  at::parallel_for(0, a.Bsz * n_groups, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, a.Bsz * n_groups, grain_for(a.L * GROUP * W), [&](int64_t begin, int64_t end) {
     // per block of the group: taps, bias, their gradients, and ring[t % K] = g_t (gradient at pre[t])
     std::vector<vf> wk(GROUP * K), dwk(GROUP * K), ring(GROUP * K), bb(GROUP), db(GROUP), xr(K);
     for (int64_t task = begin; task < end; ++task) {

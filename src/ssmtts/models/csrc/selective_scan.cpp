@@ -66,7 +66,7 @@ template <int NT>
 static void fwd_impl(const Args& a, float* out, float* h_last, float* ckpt) {
   const int N = NT > 0 ? NT : (int)a.N;
   const int64_t n_groups = (a.n_blocks + GROUP - 1) / GROUP;
-  at::parallel_for(0, a.Bsz * n_groups, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, a.Bsz * n_groups, grain_for(a.L * GROUP * W), [&](int64_t begin, int64_t end) {
     std::vector<vf> hv(GROUP * N), Av(GROUP * N), Dv(GROUP), bv(GROUP);
     for (int64_t task = begin; task < end; ++task) {
       const Tile tile(a, task, n_groups);
@@ -118,7 +118,7 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
                      float* dD_part, float* dbias_part, float* dh0) {
   const int N = NT > 0 ? NT : (int)a.N;
   const int64_t n_groups = (a.n_blocks + GROUP - 1) / GROUP;
-  at::parallel_for(0, a.Bsz * n_groups, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, a.Bsz * n_groups, grain_for(a.L * GROUP * W), [&](int64_t begin, int64_t end) {
     // per block of the tile: constants, initial state, dL/dh carried backwards in time, dA, dD, dbias
     std::vector<vf> Av(GROUP * N), h0v(GROUP * N), dhv(GROUP * N), dAv(GROUP * N), Dv(GROUP), bv(GROUP),
         dDv(GROUP), dbv(GROUP);

@@ -71,3 +71,10 @@ static inline void store_lanes(float* dst, int nw, vf v) {
   if (nw == W) storev(dst, v);
   else for (int j = 0; j < nw; ++j) dst[j] = v[j];
 }
+
+// Tasks per thread chunk for at::parallel_for, given the lane-steps in one task: small problems
+// (a generation step: L = 1) run inline, since waking a thread pool costs more than the work.
+static inline int64_t grain_for(int64_t lane_steps_per_task) {
+  const int64_t min_work = 1 << 15;
+  return lane_steps_per_task >= min_work ? 1 : (min_work + lane_steps_per_task - 1) / lane_steps_per_task;
+}
