@@ -60,6 +60,18 @@ static inline vf pre_at(const ConvArgs& a, const vf* wk, vf bb, int64_t b, int64
 // so a row is read as GROUP * W contiguous floats rather than W scattered ones.
 static constexpr int64_t GROUP = 8;
 
+// One task's blocks (batch row b, blocks blk0 .. blk0+ng-1), with their taps and biases loaded.
+struct ConvTile {
+  int64_t b, blk0, ng;
+  ConvTile(const ConvArgs& a, int64_t task, int64_t n_groups, int64_t n_blocks, vf* wk, vf* bb)
+      : b(task / n_groups), blk0((task % n_groups) * GROUP), ng(std::min(GROUP, n_blocks - blk0)) {
+    for (int64_t gi = 0; gi < ng; ++gi) {
+      const int64_t c0 = (blk0 + gi) * W;
+      load_taps(a, c0, (int)std::min<int64_t>(W, a.C - c0), &wk[gi * a.K], bb[gi]);
+    }
+  }
+};
+
 torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
                        bool has_prefix, bool silu) {
   const ConvArgs a = conv_args(x, w, bias, prefix, has_prefix, silu);
@@ -69,12 +81,8 @@ torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, tor
   at::parallel_for(0, a.Bsz * n_groups, grain_for(a.L * GROUP * W), [&](int64_t begin, int64_t end) {
     std::vector<vf> wk(GROUP * K), bb(GROUP);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / n_groups, blk0 = (task % n_groups) * GROUP;
-      const int64_t ng = std::min(GROUP, n_blocks - blk0);
-      for (int64_t gi = 0; gi < ng; ++gi) {
-        const int64_t c0 = (blk0 + gi) * W;
-        load_taps(a, c0, (int)std::min<int64_t>(W, a.C - c0), &wk[gi * K], bb[gi]);
-      }
+      const ConvTile tile(a, task, n_groups, n_blocks, wk.data(), bb.data());
+      const int64_t b = tile.b, blk0 = tile.blk0, ng = tile.ng;
       for (int64_t t = 0; t < a.L; ++t)
         for (int64_t gi = 0; gi < ng; ++gi) {
           const int64_t c0 = (blk0 + gi) * W;
@@ -104,11 +112,9 @@ std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Ten
     // per block of the group: taps, bias, their gradients, and ring[t % K] = g_t (gradient at pre[t])
     std::vector<vf> wk(GROUP * K), dwk(GROUP * K), ring(GROUP * K), bb(GROUP), db(GROUP), xr(K);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / n_groups, blk0 = (task % n_groups) * GROUP;
-      const int64_t ng = std::min(GROUP, n_blocks - blk0);
+      const ConvTile tile(a, task, n_groups, n_blocks, wk.data(), bb.data());
+      const int64_t b = tile.b, blk0 = tile.blk0, ng = tile.ng;
       for (int64_t gi = 0; gi < ng; ++gi) {
-        const int64_t c0 = (blk0 + gi) * W;
-        load_taps(a, c0, (int)std::min<int64_t>(W, a.C - c0), &wk[gi * K], bb[gi]);
         db[gi] = splat(0.f);
         for (int64_t k = 0; k < K; ++k) { dwk[gi * K + k] = splat(0.f); ring[gi * K + k] = splat(0.f); }
       }
