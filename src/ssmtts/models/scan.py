@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from .cpu_ext import cpu_ext
 
+
 def cuda_kernels_available() -> bool:
     if not torch.cuda.is_available():
         return False
