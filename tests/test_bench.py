@@ -36,3 +36,10 @@ def test_step_bench_times_every_backend_on_a_phase_model(tmp_path):
                     "--out", str(tmp_path)], check=True, capture_output=True, timeout=600)
     df = pd.read_csv(tmp_path / "phase_step.csv")
     assert list(zip(df.phase, df.backend)) == [("phase3", "cpu"), ("phase3", "pytorch"), ("phase1", "cpu")]
+
+
+def test_layer_profile_splits_matmuls_from_the_rest():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "profile_layer.py"), "--length", "32",
+                          "--d-model", "32"], check=True, capture_output=True, text=True, timeout=600).stdout
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("L=32 d=32") and "matmuls" in line and "everything else" in line
