@@ -31,7 +31,7 @@ def run(fn, x_full, w, b, prefix, silu):
 @pytest.mark.parametrize("silu", [False, True])
 def test_fused_conv_matches_pytorch(L, K, with_prefix, silu):
     g = torch.Generator().manual_seed(100 * L + K)
-    C = 13   # one full lane block and a ragged one
+    C = 21   # full lane blocks (of 16 or 8) and a ragged one
     x = torch.randn(2, L, 2 * C, generator=g)
     w = torch.randn(C, 1, K, generator=g)
     b = torch.randn(C, generator=g)

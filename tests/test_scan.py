@@ -49,10 +49,10 @@ needs_kernel = pytest.mark.skipif(cpu_ext() is None, reason="no C++ compiler: CP
 
 @needs_kernel
 def test_kernel_with_ragged_channels_several_groups_and_extreme_inputs():
-    """70 channels = 8 full lane blocks + a 6-lane one, i.e. two backward groups (dB, dC summed
-    across both); delta from -30 to 30 (softplus' linear and exponential ends) and A down to -80
+    """262 channels = 16 full lane blocks of 16 (32 of 8) and a 6-lane one, i.e. three backward
+    groups of 8 blocks or more (dB, dC summed across them); delta from -30 to 30 (softplus' linear and exponential ends) and A down to -80
     (exp(dt A) underflows): the inline exp/softplus/sigmoid must hold float32 accuracy there too."""
-    args = make_inputs(2, 37, 70, 16, seed=3)
+    args = make_inputs(2, 37, 262, 16, seed=3)
     args[1] = torch.linspace(-30, 30, args[1].numel(), dtype=torch.float64).view_as(args[1])
     args[2] = args[2] * 20
     y0, h0, g0 = grads("ref", args, torch.float64)

@@ -3,7 +3,7 @@
 //   h_t = exp(dt_t * A) h_{t-1} + dt_t * B_t * u_t,   y_t = C_t . h_t + D u_t,   y_t *= silu(z_t)
 //   dt_t = softplus(delta_t + bias)
 //
-// Channels come in blocks of W = 8 neighbours, the SIMD lanes: every load of u, delta, z, y
+// Channels come in blocks of W neighbours (8 or 16, simd.h), the SIMD lanes: every load of u, delta, z, y
 // is contiguous in the model's (B, L, D) layout, B_t[n] and C_t[n] are broadcast, and a
 // block's state (N vectors of W lanes) stays in registers / L1. A task is one batch row and a
 // group of blocks (see GROUP). Nothing of size (B, L, D, N) is ever stored. The forward
@@ -191,24 +191,25 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
               g *= z * sg;
             }
             dDb += g * x;
-            vf dx = g * Db, ddt = splat(0.f);
             const vf dtx = dt * x;
             vf* sB = &sBv[k * N];
             vf* sC = &sCv[k * N];
+            // dt B_t[n] u_t enters h_t: its gradients of u and dt share sum_n dL/dh_t[n] B_t[n]
+            vf dhB = splat(0.f), dlogA_A = splat(0.f);
             for (int n = 0; n < N; ++n) {
               const vf dhn = dh[n] + g * Ct[n];            // dL/dh_t
               const vf dlogA = dhn * hp[n] * e[n];         // dL/d(dt A) through exp(dt A) h_{t-1}
-              sC[n] = first ? g * ht[n] : sC[n] + g * ht[n];
-              sB[n] = first ? dhn * dtx : sB[n] + dhn * dtx;
-              ddt += dlogA * Ab[n] + dhn * x * Bt[n];
+              if (first) { sC[n] = g * ht[n]; sB[n] = dhn * dtx; }
+              else { sC[n] += g * ht[n]; sB[n] += dhn * dtx; }
+              dhB += dhn * Bt[n];
+              dlogA_A += dlogA * Ab[n];
               dAb[n] += dlogA * dt;
-              dx += dhn * dt * Bt[n];
               dh[n] = dhn * e[n];                          // dL/dh_{t-1}
             }
-            const vf draw = ddt * sigmoid(raw);            // softplus' = sigmoid
+            const vf draw = (dlogA_A + dhB * x) * sigmoid(raw);   // softplus' = sigmoid
             dbb += draw;
             store_lanes(ddelta + base, nw, draw);
-            store_lanes(du + base, nw, dx);
+            store_lanes(du + base, nw, g * Db + dhB * dt);
           }
           dDv[gi] = dDb;
           dbv[gi] = dbb;
