@@ -82,6 +82,23 @@ def test_kernel_gives_identical_bits_with_one_and_two_threads():
         assert torch.equal(a, b), f"d{name} differs between 1 and 2 threads"
 
 
+@needs_kernel
+@pytest.mark.parametrize("N", [4, 8, 12, 32])
+@pytest.mark.parametrize("with_z", [False, True])
+def test_kernel_every_state_size_path(N, with_z):
+    """d_state 8, 16, 32, 64 are compiled for (the backward keeps 8 or 16 state indices in
+    registers); any other size takes the generic path. Gradients included, 65 steps (two chunks)."""
+    args = make_inputs(2, 65, 20, N, seed=N, with_z=with_z)
+    y0, h0, g0 = grads("ref", args, torch.float64)
+    y1, h1, g1 = grads("cpu", args, torch.float32)
+    assert torch.allclose(y1, y0, rtol=1e-4, atol=1e-4 * y0.abs().max().item())
+    assert torch.allclose(h1, h0, rtol=1e-4, atol=1e-4 * h0.abs().max().item())
+    for name, a, b in zip(NAMES, g1, g0):
+        if b is not None:
+            rel = ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+            assert rel < 1e-4, f"N={N} d{name}: relative error {rel:.2e}"
+
+
 def test_scan_without_gate():
     args = make_inputs(1, 40, 8, 4, with_z=False)
     y0, _, _ = grads("ref", args, torch.float64)

@@ -117,19 +117,26 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
                      float* du, float* ddelta, float* dz, float* dA_part, float* dB_part, float* dC_part,
                      float* dD_part, float* dbias_part, float* dh0) {
   const int N = NT > 0 ? NT : (int)a.N;
+  constexpr int NG = NT > 0 && NT % 16 == 0 ? 16 : NT > 0 && NT % 8 == 0 ? 8 : 1;   // state indices kept in registers
   const int64_t n_groups = (a.n_blocks + GROUP - 1) / GROUP;
   at::parallel_for(0, a.Bsz * n_groups, grain_for(a.L * GROUP * W), [&](int64_t begin, int64_t end) {
     // per block of the tile: constants, initial state, dL/dh carried backwards in time, dA, dD, dbias
     std::vector<vf> Av(GROUP * N), h0v(GROUP * N), dhv(GROUP * N), dAv(GROUP * N), Dv(GROUP), bv(GROUP),
         dDv(GROUP), dbv(GROUP);
-    // one block's chunk, recomputed: hs[k * N + n] is the state before step t0 + k, ea = exp(dt A)
-    std::vector<vf> hsv((CHUNK + 1) * N), eav(CHUNK * N), dtsv(CHUNK);
+    // one block's chunk, recomputed forwards: ea = exp(dt A) and q = exp(dt A) h_{t-1} per step
+    // and state index (what the reverse recurrence needs), dt and g = dL/d(C.h + D u) per step
+    std::vector<vf> qv(CHUNK * N), eav(CHUNK * N), dtsv(CHUNK), dtxv(CHUNK), gv(CHUNK), hv(N), dhBv(CHUNK), dlAv(CHUNK);
     // dB_t[n], dC_t[n] of the chunk, per lane and summed over the tile's blocks; the lanes are
     // summed once per tile (a horizontal sum per block and step cost as much as the rest)
     std::vector<vf> sBv(CHUNK * N), sCv(CHUNK * N);
-    vf* __restrict__ hs = hsv.data();
+    vf* __restrict__ qs = qv.data();
     vf* __restrict__ ea = eav.data();
     vf* __restrict__ dts = dtsv.data();
+    vf* __restrict__ gs = gv.data();
+    vf* __restrict__ dtxs = dtxv.data();
+    vf* __restrict__ dhBs = dhBv.data();
+    vf* __restrict__ dlAs = dlAv.data();
+    vf* __restrict__ h = hv.data();
     for (int64_t task = begin; task < end; ++task) {
       const Tile tile(a, task, n_groups);
       const int64_t b = tile.b;
@@ -158,58 +165,79 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
           vf* __restrict__ dAb = &dAv[gi * N];
           const vf Db = Dv[gi], bb = bv[gi];
           vf dDb = dDv[gi], dbb = dbv[gi];
-          if (c == 0) std::memcpy(hs, &h0v[gi * N], N * sizeof(vf));
-          else std::memcpy(hs, ckpt + (((b * a.n_blocks + blk) * a.n_chunks) + c - 1) * N * W, N * sizeof(vf));
-          for (int64_t t = t0; t < t1; ++t) {   // recompute the chunk's states
+          if (c == 0) std::memcpy(h, &h0v[gi * N], N * sizeof(vf));
+          else std::memcpy(h, ckpt + (((b * a.n_blocks + blk) * a.n_chunks) + c - 1) * N * W, N * sizeof(vf));
+          // forwards: the states again, and everything that needs h_t but not dL/dh: the output
+          // before the gate (for dz), g, dD and dC_t = g h_t
+          for (int64_t t = t0; t < t1; ++t) {
             const int64_t k = t - t0, base = (b * a.L + t) * a.D + d0;
             const vf dt = softplus(load_lanes(a.delta + base, nw) + bb);
-            const vf dtx = dt * load_lanes(a.u + base, nw);
+            const vf x = load_lanes(a.u + base, nw);
+            const vf dtx = dt * x;
             dts[k] = dt;
-            const float* Bt = a.Bm + (b * a.L + t) * a.N;
-            for (int n = 0; n < N; ++n) {
-              ea[k * N + n] = fast_exp(dt * Ab[n]);
-              hs[(k + 1) * N + n] = ea[k * N + n] * hs[k * N + n] + dtx * Bt[n];
+            dtxs[k] = dtx;
+            vf g = load_lanes(dout + base, nw);             // dL/dy_t
+            vf z, sg;
+            if (a.has_z) {
+              z = load_lanes(a.z_row(b, t, d0), nw);
+              sg = sigmoid(z);
+              g *= z * sg;                                 // dL/d(output before the gate)
             }
-          }
-          for (int64_t t = t1 - 1; t >= t0; --t) {   // reverse recurrence
-            const int64_t k = t - t0, base = (b * a.L + t) * a.D + d0;
+            gs[k] = g;
+            dDb += g * x;
             const float* Bt = a.Bm + (b * a.L + t) * a.N;
             const float* Ct = a.Cm + (b * a.L + t) * a.N;
-            const vf* ht = hs + (k + 1) * N;
-            const vf* hp = hs + k * N;
-            const vf* e = ea + k * N;
-            const vf dt = dts[k];
-            const vf x = load_lanes(a.u + base, nw);
-            const vf raw = load_lanes(a.delta + base, nw) + bb;
-            vf g = load_lanes(dout + base, nw);             // dL/dy_t
-            if (a.has_z) {   // y = ypre * silu(z): gradient of z, and g becomes dL/dypre
-              const vf z = load_lanes(a.z_row(b, t, d0), nw);
-              vf ypre = Db * x;
-              for (int n = 0; n < N; ++n) ypre += ht[n] * Ct[n];
-              const vf sg = sigmoid(z);
-              store_lanes(dz + base, nw, g * ypre * sg * (1.f + z * (1.f - sg)));
-              g *= z * sg;
-            }
-            dDb += g * x;
-            const vf dtx = dt * x;
-            vf* sB = &sBv[k * N];
+            vf ypre = Db * x;
             vf* sC = &sCv[k * N];
-            // dt B_t[n] u_t enters h_t: its gradients of u and dt share sum_n dL/dh_t[n] B_t[n]
-            vf dhB = splat(0.f), dlogA_A = splat(0.f);
             for (int n = 0; n < N; ++n) {
-              const vf dhn = dh[n] + g * Ct[n];            // dL/dh_t
-              const vf dlogA = dhn * hp[n] * e[n];         // dL/d(dt A) through exp(dt A) h_{t-1}
-              if (first) { sC[n] = g * ht[n]; sB[n] = dhn * dtx; }
-              else { sC[n] += g * ht[n]; sB[n] += dhn * dtx; }
-              dhB += dhn * Bt[n];
-              dlogA_A += dlogA * Ab[n];
-              dAb[n] += dlogA * dt;
-              dh[n] = dhn * e[n];                          // dL/dh_{t-1}
+              const vf e = fast_exp(dt * Ab[n]);
+              const vf q = e * h[n];
+              h[n] = q + dtx * Bt[n];
+              ea[k * N + n] = e;
+              qs[k * N + n] = q;
+              ypre += h[n] * Ct[n];
+              sC[n] = first ? g * h[n] : sC[n] + g * h[n];
             }
-            const vf draw = (dlogA_A + dhB * x) * sigmoid(raw);   // softplus' = sigmoid
+            if (a.has_z)   // y = ypre * silu(z): dL/dz = dL/dy * ypre * silu'(z)
+              store_lanes(dz + base, nw, load_lanes(dout + base, nw) * ypre * sg * (1.f + z * (1.f - sg)));
+          }
+          // reverse recurrence, NG state indices at a time so that their dL/dh and dA stay in
+          // registers; the sums over n that the gradients of u and dt need are kept per step
+          for (int n0 = 0; n0 < N; n0 += NG) {
+            vf dhr[NG], dAr[NG];
+            for (int j = 0; j < NG; ++j) { dhr[j] = dh[n0 + j]; dAr[j] = dAb[n0 + j]; }
+            for (int64_t t = t1 - 1; t >= t0; --t) {
+              const int64_t k = t - t0;
+              const float* Bt = a.Bm + (b * a.L + t) * a.N + n0;
+              const float* Ct = a.Cm + (b * a.L + t) * a.N + n0;
+              const vf* q = qs + k * N + n0;
+              const vf* e = ea + k * N + n0;
+              const vf dt = dts[k], g = gs[k], dtx = dtxs[k];
+              vf* sB = &sBv[k * N + n0];
+              vf dhB = splat(0.f), dlogA_A = splat(0.f);
+#pragma GCC unroll 16
+              for (int j = 0; j < NG; ++j) {
+                const vf dhn = dhr[j] + g * Ct[j];           // dL/dh_t
+                const vf dlogA = dhn * q[j];                 // dL/d(dt A) through exp(dt A) h_{t-1}
+                sB[j] = first ? dhn * dtx : sB[j] + dhn * dtx;
+                dhB += dhn * Bt[j];
+                dlogA_A += dlogA * Ab[n0 + j];
+                dAr[j] += dlogA * dt;
+                dhr[j] = dhn * e[j];                         // dL/dh_{t-1}
+              }
+              if (n0 == 0) { dhBs[k] = dhB; dlAs[k] = dlogA_A; }
+              else { dhBs[k] += dhB; dlAs[k] += dlogA_A; }
+            }
+            for (int j = 0; j < NG; ++j) { dh[n0 + j] = dhr[j]; dAb[n0 + j] = dAr[j]; }
+          }
+          // dt B_t[n] u_t enters h_t: its gradients of u and dt share sum_n dL/dh_t[n] B_t[n]
+          for (int64_t t = t0; t < t1; ++t) {
+            const int64_t k = t - t0, base = (b * a.L + t) * a.D + d0;
+            const vf x = load_lanes(a.u + base, nw);
+            const vf draw = (dlAs[k] + dhBs[k] * x) * sigmoid(load_lanes(a.delta + base, nw) + bb);   // softplus' = sigmoid
             dbb += draw;
             store_lanes(ddelta + base, nw, draw);
-            store_lanes(du + base, nw, g * Db + dhB * dt);
+            store_lanes(du + base, nw, gs[k] * Db + dhBs[k] * dts[k]);
           }
           dDv[gi] = dDb;
           dbv[gi] = dbb;
