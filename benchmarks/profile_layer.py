@@ -15,6 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from ssmtts.models.mamba import MambaLayer  # noqa: E402
+from ssmtts.runtime import keep_freed_memory  # noqa: E402
 
 
 def main():
@@ -23,6 +24,7 @@ def main():
     ap.add_argument("--d-model", type=int, default=512)
     ap.add_argument("--expand", type=float, default=2.0)
     a = ap.parse_args()
+    keep_freed_memory()   # as training and scan_bench.py do (ssmtts.runtime)
     torch.manual_seed(0)
     layer = MambaLayer(a.d_model, int(round(a.d_model * a.expand)), 16)
     x = torch.randn(4, a.length, a.d_model, requires_grad=True)

@@ -15,7 +15,9 @@ and input already allocated), so it is the working memory of forward + backward.
 GFLOP/s from analytic FLOP counts, and per-frame generation cost versus position (Mamba
 state update vs a KV-cache attention layer). First, the target points (d 512, E 2, L 1024 and
 8192) are timed interleaved in one process, round by round (`targets.csv`): single timings on
-this shared machine move by up to 50 % between runs.
+this shared machine move by up to 50 % between runs. Every process keeps freed memory for
+reuse (ssmtts.runtime, as training does); targets.csv also has the target points measured
+with the default malloc (column `malloc`: kept / default).
 
     python benchmarks/scan_bench.py [--quick] [--out results/bench]     (make bench)
     python benchmarks/scan_bench.py --summarize                          (ratios.csv from scaling.csv)
@@ -28,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,6 +45,7 @@ from ssmtts.models.attention import Attention  # noqa: E402
 from ssmtts.models.mamba import MambaLayer  # noqa: E402
 from ssmtts.models.mamba2 import Mamba2Layer  # noqa: E402
 from ssmtts.models.cpu_ext import cpu_ext  # noqa: E402
+from ssmtts.runtime import keep_freed_memory  # noqa: E402
 from ssmtts.train.results import atomic_write_csv, environment_row  # noqa: E402
 
 N_STATE, BATCH = 16, 4
@@ -249,6 +253,7 @@ def main():
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: method,d,expand,L,repeats,cap
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
+    malloc = "kept" if keep_freed_memory() else "default"   # ssmtts.runtime; every method alike
     if a.one:
         m, d, e, L, rep, cap = a.one.split(",")
         print(json.dumps(measure_here(m, int(d), float(e), int(L), int(rep), float(cap))))
@@ -269,9 +274,14 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     env = environment_row("cpu")
     targets = [(64, 1.5, 64, ["mamba-cpu", "attention", "mamba-pscan"], 1)] if a.quick else TARGETS
-    tg = interleaved(targets).assign(**env)
+    tg = interleaved(targets).assign(malloc=malloc, **env)
+    if malloc == "kept":   # the same points in a child process with glibc's default malloc
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, __file__, "--targets-only", "--out", tmp] + ["--quick"] * a.quick,
+                           env={**os.environ, "SSMTTS_KEEP_FREED_MEMORY": "0"}, check=True)
+            tg = pd.concat([tg, pd.read_csv(Path(tmp) / "targets.csv")], ignore_index=True)
     atomic_write_csv(tg, out / "targets.csv")
-    print(tg.groupby(["d_model", "expand", "length", "method"]).over_mamba_cpu.describe()[["min", "50%", "max"]]
+    print(tg.groupby(["malloc", "d_model", "expand", "length", "method"]).over_mamba_cpu.describe()[["min", "50%", "max"]]
           .rename(columns={"50%": "median"}).to_string())
     if a.targets_only:
         return

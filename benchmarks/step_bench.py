@@ -7,6 +7,9 @@ training step (forward, backward, optimizer) of the TTS model with
            PyTorch ops, i.e. the path before the kernels
   pscan    the fused conv, but mambapy's parallel scan (the scan kernel's share)
   ref      the fused conv, and the per-step reference loop for the scan
+and any of them with "+glibc-malloc": glibc's default malloc (SSMTTS_KEEP_FREED_MEMORY=0),
+which gives freed large tensors back to the OS so that they are faulted in again next step;
+otherwise freed memory is kept for reuse, as run_training does (ssmtts.runtime).
 Each backend runs in a fresh interpreter, on the same seeded batches, rounds interleaved so
 machine noise hits all backends alike. Rows of other (phase, label, profile) already in the
 CSV are kept.
@@ -35,12 +38,14 @@ def measure_here(phase: str, label: str, profile: str, steps: int) -> dict:
     from ssmtts.corpus.build import build_corpus
     from ssmtts.models import TTSModel
     from ssmtts.phases import PHASES
+    from ssmtts.runtime import keep_freed_memory
     from ssmtts.train.data import train_batch
     from ssmtts.train.metrics import losses
     models, trains = PHASES[phase](profile)
     mc, tc = dict(models)[label], trains["heldout"]
     corpus = build_corpus(codec=os.environ.get("CODEC", "auto"))
     train = corpus.split("train")
+    keep_freed_memory()   # as run_training does (a no-op with SSMTTS_KEEP_FREED_MEMORY=0)
     torch.manual_seed(0)
     model = TTSModel(mc)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr)
@@ -64,7 +69,7 @@ def main():
     ap.add_argument("--phase", default="phase3")
     ap.add_argument("--label", default="L4_H768_E1.5")
     ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--backends", default="cpu,pytorch,pscan,ref")
+    ap.add_argument("--backends", default="cpu,cpu+glibc-malloc,pytorch,pytorch+glibc-malloc,pscan,ref")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default="results/bench")
@@ -79,14 +84,19 @@ def main():
         for backend in a.backends.split(","):
             cmd = [sys.executable, __file__, "--one", "1", "--phase", a.phase, "--label", a.label,
                    "--profile", a.profile, "--steps", str(a.steps)]
-            env = {**os.environ, "SSMTTS_NO_CPU_KERNEL": "1"} if backend == "pytorch" else \
-                {**os.environ, "SSMTTS_SCAN_BACKEND": backend}
+            path, _, malloc = backend.partition("+")
+            env = {**os.environ, "SSMTTS_NO_CPU_KERNEL": "1"} if path == "pytorch" else \
+                {**os.environ, "SSMTTS_SCAN_BACKEND": path}
+            if malloc == "glibc-malloc":
+                env["SSMTTS_KEEP_FREED_MEMORY"] = "0"
+            elif malloc:
+                raise ValueError(f"unknown backend {backend!r}")
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode != 0:
                 raise RuntimeError(f"{backend}: {out.stderr.strip().splitlines()[-1]}")
             r = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append({"phase": a.phase, "label": a.label, "profile": a.profile, "backend": backend, "round": rnd, **r})
-            print(f"round {rnd} {backend:6s} {r['step_ms']:8.1f} ms/step", flush=True)
+            print(f"round {rnd} {backend:20s} {r['step_ms']:8.1f} ms/step", flush=True)
     df = pd.DataFrame(rows).assign(**environment_row("cpu"))
     summary = df.groupby("backend", sort=False).step_ms.median()
     df["step_ms_over_cpu_kernel"] = df.backend.map(summary / summary["cpu"]) if "cpu" in summary else np.nan

@@ -20,22 +20,23 @@ def test_bench_quick_writes_tidy_csvs(tmp_path):
     assert (tmp_path / "scaling.png").stat().st_size > 0
     tg = pd.read_csv(tmp_path / "targets.csv")   # interleaved rounds: every method once per round
     assert set(tg.method) == {"mamba-cpu", "attention", "mamba-pscan"} and (tg.ms > 0).all()
+    assert set(tg.malloc) == {"kept", "default"}   # a second pass with glibc's default malloc
     assert (tg.loc[tg.method == "mamba-cpu", "over_mamba_cpu"] == 1.0).all()
 
 
 def test_step_bench_times_every_backend_on_a_phase_model(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_bench.py"), "--profile", "smoke", "--steps", "1",
-                    "--rounds", "1", "--backends", "cpu,pytorch", "--out", str(tmp_path)],
+                    "--rounds", "1", "--backends", "cpu,pytorch+glibc-malloc", "--out", str(tmp_path)],
                    check=True, capture_output=True, timeout=600)
     df = pd.read_csv(tmp_path / "phase_step.csv")
-    assert list(df.backend) == ["cpu", "pytorch"] and (df.step_ms > 0).all()
+    assert list(df.backend) == ["cpu", "pytorch+glibc-malloc"] and (df.step_ms > 0).all()
     assert df.loc[df.backend == "cpu", "step_ms_over_cpu_kernel"].iloc[0] == 1.0
     # a second model is added to the CSV, the first one's rows are kept
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_bench.py"), "--profile", "smoke", "--steps", "1",
                     "--rounds", "1", "--backends", "cpu", "--phase", "phase1", "--label", "hybrid",
                     "--out", str(tmp_path)], check=True, capture_output=True, timeout=600)
     df = pd.read_csv(tmp_path / "phase_step.csv")
-    assert list(zip(df.phase, df.backend)) == [("phase3", "cpu"), ("phase3", "pytorch"), ("phase1", "cpu")]
+    assert list(zip(df.phase, df.backend)) == [("phase3", "cpu"), ("phase3", "pytorch+glibc-malloc"), ("phase1", "cpu")]
 
 
 def test_layer_profile_splits_matmuls_from_the_rest():

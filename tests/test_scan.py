@@ -1,4 +1,9 @@
 """The CPU selective-scan kernel and the parallel scan against independent references."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -97,6 +102,22 @@ def test_kernel_every_state_size_path(N, with_z):
         if b is not None:
             rel = ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
             assert rel < 1e-4, f"N={N} d{name}: relative error {rel:.2e}"
+
+
+@needs_kernel
+def test_kernel_without_avx512_8_lanes():
+    """CPUs without AVX-512 run 8-lane code (simd.h); build it here too (-mno-avx512f, cached
+    apart) and rerun the reference comparisons, the state-size paths and the fused conv with it."""
+    env = {**os.environ, "SSMTTS_CPU_KERNEL_CFLAGS": "-mno-avx512f"}
+    lanes = subprocess.run([sys.executable, "-c", "from ssmtts.models.cpu_ext import cpu_ext; print(cpu_ext().lanes)"],
+                           env=env, capture_output=True, text=True, timeout=900, check=True).stdout.split()[-1]
+    assert lanes == "8"
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                          str(Path(__file__).with_name("test_conv.py")), "-k",
+                          "matches_float64_reference or every_state_size or ragged or fused_conv"],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert " passed" in out.stdout.splitlines()[-1] and "skipped" not in out.stdout.splitlines()[-1]
 
 
 def test_scan_without_gate():

@@ -3,12 +3,14 @@ update, and the fused causal depthwise convolution.
 
 `cpu_ext()` returns the extension module, or None when it cannot be built (no compiler, no
 ninja, or SSMTTS_NO_CPU_KERNEL=1); callers then use their PyTorch fallbacks, which compute
-the same thing more slowly.
+the same thing more slowly. SSMTTS_CPU_KERNEL_CFLAGS adds compiler flags (e.g. -mno-avx512f
+builds the 8-lane AVX2 code that CPUs without AVX-512 run; the tests check both).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import warnings
 from pathlib import Path
 
@@ -30,8 +32,10 @@ def cpu_ext():
             # -fopenmp: at::parallel_for is OpenMP in torch's CPU builds and runs serially without
             # it; the extension then shares torch's libgomp (same soname), so one thread pool.
             flags = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
-            # one cache entry per checkout: torch rebuilds when the same name points at another path
-            name = "ssmtts_cpu_kernels_" + hashlib.sha1(str(_CSRC.resolve()).encode()).hexdigest()[:8]
+            flags += shlex.split(os.environ.get("SSMTTS_CPU_KERNEL_CFLAGS", ""))
+            # one cache entry per checkout and flags: torch rebuilds when a name points elsewhere
+            key = f"{_CSRC.resolve()} {' '.join(flags)}"
+            name = "ssmtts_cpu_kernels_" + hashlib.sha1(key.encode()).hexdigest()[:8]
             _EXT = load(name, [str(_CSRC / s) for s in _SOURCES], extra_cflags=flags,
                         extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as e:  # no compiler / ninja: slower but correct

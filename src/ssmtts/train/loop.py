@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..corpus.build import Corpus
 from ..models import ModelConfig, TTSModel
+from ..runtime import keep_freed_memory, release_freed_memory
 from .chunks import ChunkSet, detach_state, state_norm
 from .data import eval_batches, fragment, train_batch
 from .metrics import ACC_THRESHOLDS, DUR_THRESHOLDS, accuracy_counts, finish_counts, losses, milestones
@@ -159,6 +160,8 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
     A non-finite loss stops the run with status "diverged".
     """
     device = torch.device(device)
+    keep_freed_memory()     # no page-by-page refaulting of each step's tensors (ssmtts.runtime)
+    release_freed_memory()  # ... and this run's RSS starts from what is live, not an earlier run's peak
     items, train_eval, val, ref_pool = _datasets(corpus, tc)
     torch.manual_seed(seed)
     model = TTSModel(mc).to(device)

@@ -2,6 +2,8 @@
 #include <torch/extension.h>
 #include <vector>
 
+#include "simd.h"
+
 std::vector<torch::Tensor> scan_fwd(torch::Tensor u, torch::Tensor delta, torch::Tensor A, torch::Tensor Bm,
                                     torch::Tensor Cm, torch::Tensor Dv, torch::Tensor z, torch::Tensor bias,
                                     torch::Tensor h0, bool has_z, bool has_h0);
@@ -17,6 +19,7 @@ std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Ten
                                     torch::Tensor dy, bool has_prefix, bool silu);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.attr("lanes") = W;   // SIMD width the kernels were built for (16 with AVX-512, else 8)
   m.def("step", &state_step, "one-frame selective state update, in place (CPU)");
   m.def("fwd", &scan_fwd, "selective scan forward (CPU)");
   m.def("bwd", &scan_bwd, "selective scan backward (CPU)");

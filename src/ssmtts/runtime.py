@@ -1,0 +1,47 @@
+"""Process-level memory settings for fast CPU runs (glibc's malloc).
+
+glibc hands every block it mapped itself back to the OS when it is freed: all blocks over
+32 MB, and blocks of the sizes just above its adaptive threshold (so a training step's
+(B, L, D) tensors, freed and requested again at the same size every step). The next such
+tensor is then faulted in and zeroed page by page again, and with two threads the page
+faults also contend for the process's memory map. A Mamba layer allocates several (B, L, D)
+tensors per step, more than an attention layer of the same width, so this costs it more
+(`benchmarks/step_bench.py` times a phase's training step both ways: backends `cpu` and
+`cpu+glibc-malloc` in results/bench/phase_step.csv).
+
+`keep_freed_memory()` makes malloc serve every block from its heap and keep what is freed
+there (mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB), as jemalloc or tcmalloc would; the
+process's RSS then stays at its high-water mark. `release_freed_memory()` hands the free part
+back (malloc_trim), e.g. before each training run so that each run's RSS is its own. Both
+do nothing where malloc is not glibc's, or with SSMTTS_KEEP_FREED_MEMORY=0.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's <malloc.h>
+
+
+def _glibc():
+    if os.environ.get("SSMTTS_KEEP_FREED_MEMORY", "1") == "0":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018  (attribute lookups: both must exist)
+    except (OSError, AttributeError):  # macOS, musl, Windows: leave malloc alone
+        return None
+    return libc
+
+
+def keep_freed_memory() -> bool:
+    """Serve all blocks from the heap and keep freed memory for reuse; True if applied."""
+    libc = _glibc()
+    return bool(libc and libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def release_freed_memory() -> bool:
+    """Return the heap's free memory to the OS (RSS drops to what is live); True if any was."""
+    libc = _glibc()
+    return bool(libc and libc.malloc_trim(0))

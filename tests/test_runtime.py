@@ -1,0 +1,44 @@
+"""ssmtts.runtime: freed memory kept for reuse, and handed back on request (glibc only)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ssmtts.runtime import _glibc
+
+# In a child process: the settings are process-wide and must not leak into the test session.
+PROBE = """
+import json, psutil, torch
+from ssmtts.runtime import keep_freed_memory, release_freed_memory
+rss = lambda: psutil.Process().memory_info().rss / 2**20
+applied = keep_freed_memory()
+base = rss()
+x = torch.ones(2**24)   # 64 MiB, every page touched
+del x
+after_free = rss() - base
+released = release_freed_memory()
+print(json.dumps({"applied": applied, "after_free": after_free, "after_trim": rss() - base, "released": released}))
+"""
+
+
+def probe(**env) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE], env={**os.environ, **env}, capture_output=True, text=True,
+                         check=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(_glibc() is None, reason="malloc is not glibc's")
+def test_freed_tensor_memory_is_kept_then_released():
+    r = probe()
+    assert r["applied"] and r["released"]
+    assert r["after_free"] > 48, r          # the 64 MiB stay in the heap for the next tensor
+    assert r["after_trim"] < 16, r          # malloc_trim hands them back
+
+
+@pytest.mark.skipif(_glibc() is None, reason="malloc is not glibc's")
+def test_switched_off_leaves_glibc_default():
+    r = probe(SSMTTS_KEEP_FREED_MEMORY="0")
+    assert not r["applied"]
+    assert r["after_free"] < 16, r          # glibc mapped the block itself and unmapped it on free
