@@ -78,7 +78,7 @@ all: data
 bench: $(STAMP)
 	$(PY) benchmarks/scan_bench.py --out results/bench
 	$(PY) benchmarks/step_bench.py --out results/bench
-	$(PY) benchmarks/step_bench.py --phase phase1 --label hybrid --out results/bench
+	$(PY) benchmarks/step_bench.py --phase phase1 --label hybrid --backends cpu,cpu+glibc-malloc,pytorch,pytorch+glibc-malloc --out results/bench
 
 test: data
 	$(PY) -m pytest -q tests

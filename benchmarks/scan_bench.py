@@ -14,7 +14,7 @@ memory is its RSS sampled every 2 ms during the runs, minus the RSS just before 
 and input already allocated), so it is the working memory of forward + backward. Also: the machine's float32 matmul peak (GFLOP/s), each method's achieved
 GFLOP/s from analytic FLOP counts, and per-frame generation cost versus position (Mamba
 state update vs a KV-cache attention layer). First, the target points (d 512, E 2, L 1024 and
-8192) are timed interleaved in one process, round by round (`targets.csv`): single timings on
+8192) are timed interleaved, each point in one fresh process, round by round (`targets.csv`): single timings on
 this shared machine move by up to 50 % between runs. Every process keeps freed memory for
 reuse (ssmtts.runtime, as training does); targets.csv also has the target points measured
 with the default malloc (column `malloc`: kept / default).
@@ -26,6 +26,7 @@ with the default malloc (column `malloc`: kept / default).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -185,14 +186,25 @@ def generation(d, expand, max_pos, probes):
 
 # The issue's targets, at d = 512, E = 2: Mamba (C++ kernel) vs attention at 1024 and 8192 frames,
 # and vs mambapy's pscan at 1024.
-TARGETS = [(512, 2.0, 1024, ["mamba-cpu", "attention", "mamba-pscan"], 5),
-           (512, 2.0, 8192, ["mamba-cpu", "attention"], 3)]
+TARGETS = [(512, 2.0, 1024, ["mamba-cpu", "attention", "mamba-pscan"], 9),
+           (512, 2.0, 8192, ["mamba-cpu", "attention"], 4)]
 
 
-def interleaved(targets) -> pd.DataFrame:
+def interleaved(targets, quick: bool = False) -> pd.DataFrame:
     """The target ratios, measured robustly against machine noise: all methods of a point are
-    built in one process, warmed up, then timed in alternation (A B C A B C ...), so a slow
-    spell on the shared machine hits every method alike; each round gives its own ratios."""
+    built in one fresh process (what an earlier point allocated does not linger in the heap),
+    warmed up, then timed in alternation (A B C A B C ...), so a slow spell on the shared
+    machine hits every method alike; each round gives its own ratios."""
+    frames = []
+    for i in range(len(targets)):
+        cmd = [sys.executable, __file__, "--target-point", str(i)] + ["--quick"] * quick
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=3600)
+        print(out.stderr.strip(), flush=True)
+        frames.append(pd.read_json(io.StringIO(out.stdout.strip().splitlines()[-1]), orient="records"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def interleaved_here(targets) -> pd.DataFrame:
     rows = []
     for d, expand, L, methods, rounds in targets:
         torch.manual_seed(0)
@@ -206,7 +218,7 @@ def interleaved(targets) -> pd.DataFrame:
                 rows.append({"d_model": d, "expand": expand, "length": L, "round": r, "method": m, "ms": ms[m],
                              "over_mamba_cpu": ms[m] / ms["mamba-cpu"]})
             print(f"d={d} E={expand} L={L:6d} round {r}: " +
-                  "  ".join(f"{m} {ms[m]:.0f} ms" for m in methods), flush=True)
+                  "  ".join(f"{m} {ms[m]:.0f} ms" for m in methods), file=sys.stderr, flush=True)
     return pd.DataFrame(rows)
 
 
@@ -251,12 +263,17 @@ def main():
     ap.add_argument("--summarize", action="store_true", help="only recompute ratios.csv from scaling.csv in --out")
     ap.add_argument("--targets-only", action="store_true", help="only the interleaved target ratios (targets.csv)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: method,d,expand,L,repeats,cap
+    ap.add_argument("--target-point", type=int, help=argparse.SUPPRESS)  # internal: index into the targets
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     malloc = "kept" if keep_freed_memory() else "default"   # ssmtts.runtime; every method alike
+    targets = [(64, 1.5, 64, ["mamba-cpu", "attention", "mamba-pscan"], 1)] if a.quick else TARGETS
     if a.one:
         m, d, e, L, rep, cap = a.one.split(",")
         print(json.dumps(measure_here(m, int(d), float(e), int(L), int(rep), float(cap))))
+        return
+    if a.target_point is not None:
+        print(interleaved_here([targets[a.target_point]]).to_json(orient="records"))
         return
     methods = ["mamba-cpu", "mamba-pscan", "mamba-ref", "mamba2-ssd", "attention"]
     if a.quick:
@@ -273,8 +290,7 @@ def main():
         return
     out.mkdir(parents=True, exist_ok=True)
     env = environment_row("cpu")
-    targets = [(64, 1.5, 64, ["mamba-cpu", "attention", "mamba-pscan"], 1)] if a.quick else TARGETS
-    tg = interleaved(targets).assign(malloc=malloc, **env)
+    tg = interleaved(targets, a.quick).assign(malloc=malloc, **env)
     if malloc == "kept":   # the same points in a child process with glibc's default malloc
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run([sys.executable, __file__, "--targets-only", "--out", tmp] + ["--quick"] * a.quick,
