@@ -3,11 +3,11 @@
 glibc hands every block it mapped itself back to the OS when it is freed: all blocks over
 32 MB, and blocks of the sizes just above its adaptive threshold (so a training step's
 (B, L, D) tensors, freed and requested again at the same size every step). The next such
-tensor is then faulted in and zeroed page by page again, and with two threads the page
-faults also contend for the process's memory map. A Mamba layer allocates several (B, L, D)
-tensors per step, more than an attention layer of the same width, so this costs it more
-(`benchmarks/step_bench.py` times a phase's training step both ways: backends `cpu` and
-`cpu+glibc-malloc` in results/bench/phase_step.csv).
+tensor is then faulted in and zeroed page by page again. How much that costs depends on how
+much a step allocates: in `make bench` (results/bench/, interleaved on 2 cores) it halved
+mambapy pscan's layer time at L = 1024 (its (B, L, D, N) tensors), made a Phase 3 training step
+6 % faster, and moved the C++ kernel's and attention's layer times by less than the noise
+(`targets.csv` and `phase_step.csv` have both settings side by side).
 
 `keep_freed_memory()` makes malloc serve every block from its heap and keep what is freed
 there (mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB), as jemalloc or tcmalloc would; the
