@@ -17,7 +17,8 @@ state update vs a KV-cache attention layer). First, the target points (d 512, E 
 8192) are timed interleaved, each point in one fresh process, round by round (`targets.csv`): single timings on
 this shared machine move by up to 50 % between runs. Every process keeps freed memory for
 reuse (ssmtts.runtime, as training does); targets.csv also has the target points measured
-with the default malloc (column `malloc`: kept / default).
+without it (column `malloc`: kept / default, i.e. malloc as the environment sets it up: under
+make, the Makefile's MALLOC_* settings).
 
     python benchmarks/scan_bench.py [--quick] [--out results/bench]     (make bench)
     python benchmarks/scan_bench.py --summarize                          (ratios.csv from scaling.csv)
@@ -291,7 +292,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     env = environment_row("cpu")
     tg = interleaved(targets, a.quick).assign(malloc=malloc, **env)
-    if malloc == "kept":   # the same points in a child process with glibc's default malloc
+    if malloc == "kept":   # the same points in a child process without ssmtts.runtime's setting
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run([sys.executable, __file__, "--targets-only", "--out", tmp] + ["--quick"] * a.quick,
                            env={**os.environ, "SSMTTS_KEEP_FREED_MEMORY": "0"}, check=True)

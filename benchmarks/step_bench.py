@@ -7,9 +7,10 @@ training step (forward, backward, optimizer) of the TTS model with
            PyTorch ops, i.e. the path before the kernels
   pscan    the fused conv, but mambapy's parallel scan (the scan kernel's share)
   ref      the fused conv, and the per-step reference loop for the scan
-and any of them with "+glibc-malloc": glibc's default malloc (SSMTTS_KEEP_FREED_MEMORY=0),
-which gives freed large tensors back to the OS so that they are faulted in again next step;
-otherwise freed memory is kept for reuse, as run_training does (ssmtts.runtime).
+and any of them with "+glibc-malloc": glibc as the environment sets it up, without
+ssmtts.runtime (SSMTTS_KEEP_FREED_MEMORY=0; under make, the Makefile's MALLOC_* settings keep
+blocks under 32 MiB, larger freed tensors go back to the OS and are faulted in again next
+step); otherwise all freed memory is kept for reuse, as run_training does.
 Each backend runs in a fresh interpreter, on the same seeded batches, rounds interleaved so
 machine noise hits all backends alike. Rows of other (phase, label, profile) already in the
 CSV are kept.

@@ -24,7 +24,10 @@ print(json.dumps({"applied": applied, "after_free": after_free, "after_trim": rs
 
 
 def probe(**env) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE], env={**os.environ, **env}, capture_output=True, text=True,
+    # glibc's own defaults: without the Makefile's MALLOC_* settings (a padded heap top would
+    # serve the 64 MiB block from the heap whatever ssmtts.runtime does)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    out = subprocess.run([sys.executable, "-c", PROBE], env={**clean, **env}, capture_output=True, text=True,
                          check=True, timeout=300)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

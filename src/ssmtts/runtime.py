@@ -4,14 +4,17 @@ glibc hands every block it mapped itself back to the OS when it is freed: all bl
 32 MB, and blocks of the sizes just above its adaptive threshold (so a training step's
 (B, L, D) tensors, freed and requested again at the same size every step). The next such
 tensor is then faulted in and zeroed page by page again. How much that costs depends on how
-much a step allocates: in `make bench` (results/bench/, interleaved on 2 cores) it halved
-mambapy pscan's layer time at L = 1024 (its (B, L, D, N) tensors), made a Phase 3 training step
+much a step allocates: in `make bench` (results/bench/, interleaved on 2 cores), against the
+Makefile's MALLOC_* settings alone, it halved mambapy pscan's layer time at L = 1024 (its
+(B, L, D, N) tensors, 256 MiB each), made a Phase 3 training step
 6 % faster, and moved the C++ kernel's and attention's layer times by less than the noise
 (`targets.csv` and `phase_step.csv` have both settings side by side).
 
 `keep_freed_memory()` makes malloc serve every block from its heap and keep what is freed
 there (mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB), as jemalloc or tcmalloc would; the
-process's RSS then stays at its high-water mark. `release_freed_memory()` hands the free part
+process's RSS then stays at its high-water mark. (The Makefile's MALLOC_* exports, read by glibc
+at start-up, keep only blocks under 32 MiB, and only under make: this covers every size, in
+any process, e.g. a notebook in JupyterLab.) `release_freed_memory()` hands the free part
 back (malloc_trim), e.g. before each training run so that each run's RSS is its own. Both
 do nothing where malloc is not glibc's, or with SSMTTS_KEEP_FREED_MEMORY=0.
 """
