@@ -105,6 +105,16 @@ def test_kernel_every_state_size_path(N, with_z):
 
 
 @needs_kernel
+def test_inline_exp_holds_float32_accuracy():
+    """The scan's exp (simd.h) against float64 over the whole clamped range: relative error
+    below 3.1e-7 (the float32 input's own rounding is not counted: both sides see it)."""
+    x = torch.linspace(-87.0, 88.0, 2_000_003)
+    ref = torch.exp(x.double())
+    rel = ((cpu_ext().inline_exp(x).double() - ref).abs() / ref).max().item()
+    assert rel < 3.1e-7, rel
+
+
+@needs_kernel
 def test_kernel_without_avx512_8_lanes():
     """CPUs without AVX-512 run 8-lane code (simd.h); build it here too (-mno-avx512f, cached
     apart) and rerun the reference comparisons, the state-size paths and the fused conv with it."""
@@ -114,7 +124,7 @@ def test_kernel_without_avx512_8_lanes():
     assert lanes == "8"
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
                           str(Path(__file__).with_name("test_conv.py")), "-k",
-                          "matches_float64_reference or every_state_size or ragged or fused_conv"],
+                          "matches_float64_reference or every_state_size or ragged or fused_conv or inline_exp"],
                          env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:]
     assert " passed" in out.stdout.splitlines()[-1] and "skipped" not in out.stdout.splitlines()[-1]

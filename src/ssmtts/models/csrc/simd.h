@@ -27,10 +27,11 @@ static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 
 // exp(x) = 2^n e^r, n = round(x log2e), r = x - n ln2 in [-ln2/2, ln2/2], e^r by Cephes' expf
-// polynomial: relative error < 3.1e-7 over the clamped range (checked against double) (ln2 is one constant here: -ffast-math
-// would fold a two-part split anyway). Inputs are clamped to [-87.3, 88.7]: below, the result is
-// 1e-38 instead of 0 (no denormals). With AVX-512 the rounding and the scaling by 2^n are one
-// instruction each (roundscale, scalef): exp is most of the selective scan's work.
+// polynomial: relative error < 3.1e-7 over the clamped range (tests/test_scan.py checks it
+// against float64). ln2 is one constant here: -ffast-math would fold a two-part split anyway.
+// Inputs are clamped to [-87.3, 88.7]: below, the result is 1e-38 instead of 0 (no denormals).
+// With AVX-512 the rounding and the scaling by 2^n are one instruction each (roundscale,
+// scalef): exp is most of the selective scan's work.
 #if defined(__AVX512F__)
 #include <immintrin.h>
 static inline vf round_nearest(vf t) { return (vf)_mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
