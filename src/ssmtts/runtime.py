@@ -22,20 +22,25 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's <malloc.h>
 
 
-def _glibc():
-    if os.environ.get("SSMTTS_KEEP_FREED_MEMORY", "1") == "0":
-        return None
+@functools.cache
+def _libc():
+    """glibc, looked up once per process (find_library runs ldconfig); None if malloc is another."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt, libc.malloc_trim  # noqa: B018  (attribute lookups: both must exist)
     except (OSError, AttributeError):  # macOS, musl, Windows: leave malloc alone
         return None
     return libc
+
+
+def _glibc():
+    return None if os.environ.get("SSMTTS_KEEP_FREED_MEMORY", "1") == "0" else _libc()
 
 
 def keep_freed_memory() -> bool:

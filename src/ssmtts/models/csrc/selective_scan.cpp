@@ -176,7 +176,8 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
             const vf dtx = dt * x;
             dts[k] = dt;
             dtxs[k] = dtx;
-            vf g = load_lanes(dout + base, nw);             // dL/dy_t
+            const vf dy = load_lanes(dout + base, nw);      // dL/dy_t
+            vf g = dy;
             vf z, sg;
             if (a.has_z) {
               z = load_lanes(a.z_row(b, t, d0), nw);
@@ -199,7 +200,7 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
               sC[n] = first ? g * h[n] : sC[n] + g * h[n];
             }
             if (a.has_z)   // y = ypre * silu(z): dL/dz = dL/dy * ypre * silu'(z)
-              store_lanes(dz + base, nw, load_lanes(dout + base, nw) * ypre * sg * (1.f + z * (1.f - sg)));
+              store_lanes(dz + base, nw, dy * ypre * sg * (1.f + z * (1.f - sg)));
           }
           // reverse recurrence, NG state indices at a time so that their dL/dh and dA stay in
           // registers; the sums over n that the gradients of u and dt need are kept per step
