@@ -3,7 +3,7 @@
     python benchmarks/profile_layer.py [--length 8192] [--d-model 512] [--expand 2.0]
 
 Batch 4, d_state 16, as in scan_bench.py; one warm-up run, then one profiled run. Prints the
-profiler table and the split into matmuls (aten::mm) and everything else.
+profiler table and the split into matmuls (aten::mm, aten::addmm) and everything else.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def main():
     events = prof.key_averages()
     print(events.table(sort_by="self_cpu_time_total", row_limit=12))
     total = sum(e.self_cpu_time_total for e in events) / 1e3
-    mm = sum(e.self_cpu_time_total for e in events if e.key == "aten::mm") / 1e3
+    mm = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm")) / 1e3
     print(f"L={a.length} d={a.d_model} E={a.expand}: total {total:.0f} ms, matmuls {mm:.0f} ms, "
           f"everything else {total - mm:.0f} ms")
 

@@ -6,6 +6,9 @@ Methods (same width d, expand E, d_state 16, batch 4):
   mamba-ref     the same layer with the per-step reference loop (capped early: it is slow)
   mamba2-ssd    Mamba-2 layer, chunked SSD in PyTorch
   attention     causal multi-head attention (PyTorch SDPA), same width
+  scan-cpu      (target points only) the selective scan alone, C++ kernel, on the layer's shapes
+  scan-pscan    (target points only) the same with mambapy's pscan: with the layer times, how much
+                of the layer is the scan, and what ratio to pscan a free scan would allow
 Each (method, length) is timed as the median of `repeats` runs after one warm-up (one run
 if the warm-up took over 5 s); a method
 stops at the first length whose single run exceeds `--time-cap` seconds (recorded as
@@ -46,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from ssmtts.models.attention import Attention  # noqa: E402
 from ssmtts.models.mamba import MambaLayer  # noqa: E402
 from ssmtts.models.mamba2 import Mamba2Layer  # noqa: E402
+from ssmtts.models.scan import selective_scan  # noqa: E402
 from ssmtts.models.cpu_ext import cpu_ext  # noqa: E402
 from ssmtts.runtime import keep_freed_memory  # noqa: E402
 from ssmtts.train.results import atomic_write_csv, environment_row  # noqa: E402
@@ -85,8 +89,33 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n ** 3 / np.median(times) / 1e9
 
 
+class ScanOnly(torch.nn.Module):
+    """The selective scan of a Mamba layer (d, E) alone: its inputs are fixed leaves of the
+    layer's shapes, made once per length, so a run times the scan's forward + backward only."""
+
+    def __init__(self, d: int, d_inner: int):
+        super().__init__()
+        self.layer = MambaLayer(d, d_inner, N_STATE)   # A_log, D and dt bias as initialised there
+        self.inputs = None
+
+    def forward(self, x, scan_backend):
+        Bsz, L, Din, N = x.shape[0], x.shape[1], self.layer.d_inner, N_STATE
+        if self.inputs is None or self.inputs[0].shape[1] != L:
+            g = torch.Generator().manual_seed(L)
+            shapes = [(Bsz, L, Din), (Bsz, L, Din), (Bsz, L, N), (Bsz, L, N), (Bsz, L, Din)]   # u, dt, B, C, z
+            self.inputs = [torch.randn(s, generator=g).requires_grad_(True) for s in shapes]
+        for t in self.inputs:
+            t.grad = None
+        u, dt, Bm, Cm, z = self.inputs
+        A = -torch.exp(self.layer.A_log)
+        return selective_scan(u, dt, A, Bm, Cm, self.layer.D, z=z, delta_bias=self.layer.dt_proj.bias,
+                              backend=scan_backend)
+
+
 def make_layer(method: str, d: int, expand: float):
     d_inner = int(round(d * expand))
+    if method.startswith("scan-"):
+        return ScanOnly(d, d_inner), method.split("-")[1]
     if method.startswith("mamba-"):
         return MambaLayer(d, d_inner, N_STATE), method.split("-")[1]
     if method == "mamba2-ssd":
@@ -186,8 +215,8 @@ def generation(d, expand, max_pos, probes):
 
 
 # The issue's targets, at d = 512, E = 2: Mamba (C++ kernel) vs attention at 1024 and 8192 frames,
-# and vs mambapy's pscan at 1024.
-TARGETS = [(512, 2.0, 1024, ["mamba-cpu", "attention", "mamba-pscan"], 9),
+# and vs mambapy's pscan at 1024; there also the scan alone, both ways (what bounds the pscan ratio).
+TARGETS = [(512, 2.0, 1024, ["mamba-cpu", "attention", "mamba-pscan", "scan-cpu", "scan-pscan"], 9),
            (512, 2.0, 8192, ["mamba-cpu", "attention"], 4)]
 
 
@@ -221,6 +250,21 @@ def interleaved_here(targets) -> pd.DataFrame:
             print(f"d={d} E={expand} L={L:6d} round {r}: " +
                   "  ".join(f"{m} {ms[m]:.0f} ms" for m in methods), file=sys.stderr, flush=True)
     return pd.DataFrame(rows)
+
+
+def target_summary(tg: pd.DataFrame) -> pd.DataFrame:
+    """Median (min, max) over rounds of each ratio at the target points: every method / the
+    Mamba layer with the C++ kernel (for scan-cpu: the scan's share of that layer); where the scan
+    alone was timed both ways, pscan / kernel on the scan alone, and `pscan_layer_over_scan_free_layer`: the pscan
+    layer / the kernel's layer minus its scan, i.e. the most any scan kernel could give there."""
+    wide = tg.pivot_table(index=["malloc", "d_model", "expand", "length", "round"], columns="method", values="ms")
+    out = wide.div(wide["mamba-cpu"], axis=0).drop(columns="mamba-cpu").add_suffix("_over_mamba_cpu")
+    if {"scan-cpu", "scan-pscan", "mamba-pscan"} <= set(wide.columns):
+        out["scan_pscan_over_scan_cpu"] = wide["scan-pscan"] / wide["scan-cpu"]
+        out["pscan_layer_over_scan_free_layer"] = wide["mamba-pscan"] / (wide["mamba-cpu"] - wide["scan-cpu"])
+    long = out.reset_index().melt(id_vars=wide.index.names, var_name="ratio").dropna()
+    return long.groupby(["malloc", "d_model", "expand", "length", "ratio"]).value.describe()[["min", "50%", "max"]] \
+        .rename(columns={"50%": "median"})
 
 
 def slopes(df: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -268,7 +312,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     malloc = "kept" if keep_freed_memory() else "default"   # ssmtts.runtime; every method alike
-    targets = [(64, 1.5, 64, ["mamba-cpu", "attention", "mamba-pscan"], 1)] if a.quick else TARGETS
+    targets = [(64, 1.5, 64, TARGETS[0][3], 1)] if a.quick else TARGETS
     if a.one:
         m, d, e, L, rep, cap = a.one.split(",")
         print(json.dumps(measure_here(m, int(d), float(e), int(L), int(rep), float(cap))))
@@ -298,8 +342,9 @@ def main():
                            env={**os.environ, "SSMTTS_KEEP_FREED_MEMORY": "0"}, check=True)
             tg = pd.concat([tg, pd.read_csv(Path(tmp) / "targets.csv")], ignore_index=True)
     atomic_write_csv(tg, out / "targets.csv")
-    print(tg.groupby(["malloc", "d_model", "expand", "length", "method"]).over_mamba_cpu.describe()[["min", "50%", "max"]]
-          .rename(columns={"50%": "median"}).to_string())
+    summary = target_summary(tg)
+    atomic_write_csv(summary.reset_index(), out / "target_ratios.csv")
+    print(summary.to_string())
     if a.targets_only:
         return
     peak = matmul_peak_gflops(512 if a.quick else 2048)

@@ -19,9 +19,13 @@ def test_bench_quick_writes_tidy_csvs(tmp_path):
     assert set(gen.method) == {"mamba-step", "mamba-cpu", "attention"} and (gen.ms_per_frame > 0).all()
     assert (tmp_path / "scaling.png").stat().st_size > 0
     tg = pd.read_csv(tmp_path / "targets.csv")   # interleaved rounds: every method once per round
-    assert set(tg.method) == {"mamba-cpu", "attention", "mamba-pscan"} and (tg.ms > 0).all()
+    assert set(tg.method) == {"mamba-cpu", "attention", "mamba-pscan", "scan-cpu", "scan-pscan"} and (tg.ms > 0).all()
     assert set(tg.malloc) == {"kept", "default"}   # a second pass with glibc's default malloc
     assert (tg.loc[tg.method == "mamba-cpu", "over_mamba_cpu"] == 1.0).all()
+    summary = pd.read_csv(tmp_path / "target_ratios.csv")   # median (min, max) of each ratio, both mallocs
+    assert {"attention_over_mamba_cpu", "scan_pscan_over_scan_cpu", "pscan_layer_over_scan_free_layer"} <= set(summary.ratio)
+    assert (summary["min"] <= summary["median"]).all() and (summary["median"] <= summary["max"]).all()
+    assert len(summary) == 2 * 6   # six ratios at the one quick point, kept and default
 
 
 def test_step_bench_times_every_backend_on_a_phase_model(tmp_path):

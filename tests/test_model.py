@@ -1,6 +1,7 @@
 """Model package: state in/out, generation equivalence, no leakage, parameter formulas, config errors."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ssmtts.corpus.text import TextError
 from ssmtts.models import ModelConfig, TTSModel
@@ -136,3 +137,21 @@ def test_mamba2_chunked_ssd_matches_a_step_by_step_recurrence():
             outs.append(y)
     assert torch.allclose(torch.cat(outs, 1), full, atol=1e-5)
     assert torch.allclose(state[1], h_full, atol=1e-5)
+
+
+@pytest.mark.parametrize("use", ["both", "first", "second"])
+def test_split_in_projection_matches_one_matmul_and_chunk(use):
+    """Mamba's in_proj as two contiguous halves: same outputs and gradients as linear + chunk."""
+    from ssmtts.models.mamba import _SplitLinear
+    g = torch.Generator().manual_seed(3)
+    x0, w0 = torch.randn(2, 7, 12, generator=g), torch.randn(10, 12, generator=g)
+    outs = []
+    for split in (True, False):
+        x, w = x0.clone().requires_grad_(True), w0.clone().requires_grad_(True)
+        a, b = _SplitLinear.apply(x, w, 4) if split else F.linear(x, w).split([4, 6], dim=-1)
+        assert a.shape == (2, 7, 4) and b.shape == (2, 7, 6)
+        loss = {"both": (a * a).sum() + b.sin().sum(), "first": a.sum(), "second": b.cos().sum()}[use]
+        loss.backward()
+        outs.append((a, b, x.grad, w.grad))
+    for split_t, ref_t in zip(*outs):
+        torch.testing.assert_close(split_t, ref_t, rtol=1e-5, atol=1e-5)
