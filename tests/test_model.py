@@ -7,6 +7,7 @@ from ssmtts.corpus.text import TextError
 from ssmtts.models import ModelConfig, TTSModel
 from ssmtts.models.blocks import Backbone
 from ssmtts.models.config import ConfigError
+from ssmtts.models.mamba import _SplitLinear
 from ssmtts.models.mamba2 import Mamba2Layer
 from ssmtts.models.tts import length_regulate
 
@@ -142,7 +143,6 @@ def test_mamba2_chunked_ssd_matches_a_step_by_step_recurrence():
 @pytest.mark.parametrize("use", ["both", "first", "second"])
 def test_split_in_projection_matches_one_matmul_and_chunk(use):
     """Mamba's in_proj as two contiguous halves: same outputs and gradients as linear + chunk."""
-    from ssmtts.models.mamba import _SplitLinear
     g = torch.Generator().manual_seed(3)
     x0, w0 = torch.randn(2, 7, 12, generator=g), torch.randn(10, 12, generator=g)
     outs = []
