@@ -67,6 +67,17 @@ def test_cached_codes_are_byte_identical_when_recomputed(corpus):
         assert B._npy_bytes(codec.encode(wav)) == cached
 
 
+def test_offline_codec_decodes_the_same_codes_to_the_same_waveform(corpus):
+    """Griffin-Lim's starting phases are seeded: samples and their MCD are reproducible."""
+    if not corpus.codec_id.startswith("melkmeans"):
+        pytest.skip("corpus made with EnCodec")
+    codec = MelKMeansCodec.load(next((corpus.build_dir / "codecs").glob("melkmeans-fit-*.pt")))
+    codes = corpus.split("val")[0].codes[:, :40]
+    first, second = codec.decode(codes, n_iter=4), codec.decode(codes, n_iter=4)
+    assert first.shape == (40 * 320,) and np.abs(first).max() > 0
+    np.testing.assert_array_equal(first, second)
+
+
 def test_offline_codec_needs_enough_training_audio():
     import torch
     from ssmtts.corpus.codec import kmeans

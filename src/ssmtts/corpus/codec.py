@@ -213,7 +213,9 @@ class MelKMeansCodec:
     def decode(self, codes: np.ndarray, n_iter: int = 32) -> np.ndarray:
         import librosa
         mel = torch.exp(self.codes_to_mel(codes)).T.numpy()
-        wav = librosa.feature.inverse.mel_to_audio(mel, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, power=1.0,
-                                                   n_iter=n_iter, fmax=F_MAX)
+        # librosa's mel_to_audio starts Griffin-Lim from unseeded random phases, so the same codes
+        # gave a slightly different waveform (and MCD) on every call: its two steps, phases seeded
+        stft = librosa.feature.inverse.mel_to_stft(mel, sr=SAMPLE_RATE, n_fft=N_FFT, power=1.0, fmax=F_MAX)
+        wav = librosa.griffinlim(stft, n_iter=n_iter, hop_length=HOP, n_fft=N_FFT, random_state=0)
         n = mel.shape[1] * HOP                     # one 320-sample hop per frame, like the encoder's input
         return np.pad(wav, (0, max(0, n - len(wav))))[:n].astype(np.float32)
