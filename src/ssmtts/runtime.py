@@ -4,11 +4,9 @@ glibc hands every block it mapped itself back to the OS when it is freed: all bl
 32 MB, and blocks of the sizes just above its adaptive threshold (so a training step's
 (B, L, D) tensors, freed and requested again at the same size every step). The next such
 tensor is then faulted in and zeroed page by page again. How much that costs depends on how
-much a step allocates: in `make bench` (results/bench/, interleaved on 2 cores), against the
-Makefile's MALLOC_* settings alone, it halved mambapy pscan's layer time at L = 1024 (its
-(B, L, D, N) tensors, 256 MiB each), made a Phase 3 training step
-6 % faster, and moved the C++ kernel's and attention's layer times by less than the noise
-(`targets.csv` and `phase_step.csv` have both settings side by side).
+much a step allocates: most for mambapy's pscan (its (B, L, D, N) tensors are 256 MiB each at
+d 512, L 1024), little for the C++ kernel's layer. `make bench` measures both settings side by
+side (results/bench/targets.csv, phase_step.csv; the README quotes them).
 
 `keep_freed_memory()` makes malloc serve every block from its heap and keep what is freed
 there (mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB), as jemalloc or tcmalloc would; the
