@@ -12,7 +12,7 @@ export MALLOC_TRIM_THRESHOLD_=4294967296
 export MALLOC_TOP_PAD_=1073741824
 export CODEC
 
-.PHONY: venv data phase1 phase2 phase3 phase4 phase5 phases samples report all bench test notebooks lab
+.PHONY: venv data judge ablation speech phase1 phase2 phase3 phase4 phase5 phases samples report all bench test notebooks lab
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -49,6 +49,8 @@ NB_phase2 := phase2_pure_vs_hybrid
 NB_phase3 := phase3_layers_hidden_expand
 NB_phase4 := phase4_stateful_chunks
 NB_phase5 := phase5_embedding_width
+NB_ablation := decoder_ablation
+NB_speech := speech
 
 # `make phaseN`: runs the phase notebook with papermill; the executed copy lands beside its CSVs
 phase1 phase2 phase3 phase4 phase5: data
@@ -57,6 +59,16 @@ phase1 phase2 phase3 phase4 phase5: data
 		-p profile $(PROFILE) -p out_dir ../$(RESULTS) -p threads $(THREADS)
 
 phases: phase1 phase2 phase3 phase4 phase5
+
+# the judge (a CTC recogniser of the corpus's own audio, cached under data/build/judge/) and its card
+judge: data
+	$(PY) -m ssmtts.judge --profile $(PROFILE) --out $(RESULTS)/judge --threads $(THREADS)
+
+# speech runs: the decoder ablation, then every backbone with the chosen recipe, judged on unseen text
+ablation speech: judge
+	mkdir -p $(RESULTS)/speech
+	SSMTTS_THREADS=$(THREADS) $(PAPERMILL) notebooks/$(NB_$@).ipynb $(RESULTS)/speech/$(NB_$@)_$(PROFILE).ipynb \
+		-p profile $(PROFILE) -p out_dir ../$(RESULTS) -p threads $(THREADS)
 
 # speech from the Phase 1 models and the best Phase 3 model: WAVs + objective measures in $(RESULTS)/samples/
 samples: data
@@ -69,10 +81,10 @@ report: $(STAMP)
 		-p profile $(PROFILE) -p results_dir ../$(RESULTS)
 	$(PY) -m jupyter nbconvert --to html --log-level WARN $(RESULTS)/report/report_$(PROFILE).ipynb
 
-# every phase, the samples, then the report, on $(PROFILE); prints the wall-clock time it took
+# the speech runs, every phase, the samples, then the report, on $(PROFILE); prints the wall-clock time it took
 all: data
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory phases samples report PROFILE=$(PROFILE) THREADS=$(THREADS) && \
+	$(MAKE) --no-print-directory ablation speech phases samples report PROFILE=$(PROFILE) THREADS=$(THREADS) && \
 	echo "make all ($(PROFILE)) took $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
 
 bench: $(STAMP)

@@ -183,6 +183,137 @@ def phase_notebooks() -> dict:
     }
 
 
+SPEECH_PARAMS = (
+    "# Parameters (papermill overrides these; SSMTTS_PROFILE / SSMTTS_RESULTS let nbval run the smoke profile)\n"
+    "import os\n"
+    'profile = os.environ.get("SSMTTS_PROFILE", "cpu")   # smoke | cpu | paper\n'
+    'out_dir = os.environ.get("SSMTTS_RESULTS", "../results")\n'
+    'codec = os.environ.get("CODEC", "auto")            # auto | encodec | melkmeans\n'
+    'threads = int(os.environ.get("SSMTTS_THREADS", "0"))  # torch CPU threads; 0: torch default\n')
+
+SPEECH_SETUP = (
+    "import warnings; warnings.filterwarnings('ignore')\n"
+    "from pathlib import Path\n"
+    "import pandas as pd\n"
+    "import torch\n"
+    "from IPython.display import Audio, Markdown, display\n"
+    "from ssmtts.corpus.build import build_corpus\n"
+    "from ssmtts.judge import PRIMARY_METRIC, judge_card, judge_for\n"
+    "from ssmtts import speech, speech_figures as figs\n"
+    "if threads:\n"
+    "    torch.set_num_threads(threads)\n"
+    "corpus = build_corpus(codec=codec)\n"
+    "judge = judge_for(corpus, profile)\n"
+    "out = Path(out_dir, 'speech')\n"
+    "print('codec:', corpus.codec_id, '| corpus:', corpus.corpus_hash, '| judge:', judge.judge_id,\n"
+    "      '| torch threads:', torch.get_num_threads())\n"
+    "display(corpus.stats())")
+
+SPEECH = """The primary outcome of the study: does free-running generated speech say the text? Every
+backbone (Transformer, Mamba+Conv hybrid, pure Mamba, Mamba-2) is trained with one shared recipe and
+one budget of steps (`ssmtts.speech.speech_model` / `speech_training`, Phase 1's size), then
+generates every sentence of the **unseen-text set** (`data/text/unseen_pl.txt`: no word 3-gram in
+common with the training text; one voice per sentence, in rotation) greedily, with its own predicted
+durations and with the true ones. The **judge** (`ssmtts.judge`, a CTC recogniser trained on the
+training split's ground-truth audio and codec round trips) transcribes the audio; the error rates
+stand beside the judge's error on the ground truth and on the codec round trip (the ceiling) and on
+null inputs. MCD (DTW-aligned) stands beside its null baselines. During training the judge listens
+every few hundred steps to a fixed subset of the set (the error-vs-training curves).
+
+Finished runs (rows of `results/speech/runs.csv`) are skipped; an unfinished one resumes."""
+
+ABLATION = """What should the audio decoder read? Teacher-forced token accuracy rewards copying the previous
+frame, and a decoder that reads the previous frame's codes freezes into one repeated frame when it
+runs free. The Phase 1 hybrid is trained with each recipe (same size, budget and seed) and judged on
+the unseen-text set:
+
+* `prev_codes`: the previous frame's 8 codes (autoregressive, the study's original decoder);
+* `prev_codes_dropout`: the same through Tacotron-style prenet dropout (p = 0.5), on at inference too;
+* `none`: no codes (non-autoregressive given the durations), causal: it can stream frame by frame;
+* `none_bidirectional`: no codes, and the hybrid as the seeds described it (forward Mamba +
+  convolutions that look both ways); leak-free because it reads no targets, but it cannot stream.
+
+The default recipe of `ModelConfig` (and so of every speech run) is the one with the lowest judge
+error on predicted durations here."""
+
+
+def speech_notebook() -> nbf.NotebookNode:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = code(SPEECH_PARAMS + "backbones = list(speech.SPEECH_BACKBONES)\n")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        md("# Speech: every backbone, free-running, judged on unseen sentences\n\n" + SPEECH), params, code(SPEECH_SETUP),
+        md("## The judge's card\nError rates on ground truth, codec round trips and null inputs "
+           "(95 % bootstrap CIs over utterances); `per` is the primary metric (`ssmtts.judge` says why)."),
+        code("card = judge_card(judge, corpus, progress=False, limit=4 if profile == 'smoke' else None)\n"
+             "cols = ['split', 'input', 'n', 'cer', 'cer_lo', 'cer_hi', 'per', 'per_lo', 'per_hi']\n"
+             "display(card[cols].round(2))"),
+        md("## Train, listen, measure\nRuns already in `runs.csv` are skipped."),
+        code("runs = speech.run_speech(speech.backbone_jobs(profile, backbones), corpus, judge, out, profile,\n"
+             "                         progress=profile != 'smoke')\n"
+             "default = {mc.name for _, mc in speech.backbone_jobs(profile, backbones)}\n"
+             "runs = runs[runs.config.isin(default)]\n"
+             "baselines = pd.read_csv(out / 'baselines.csv')\n"
+             "print(len(runs) // 2, 'models; recipe:', speech.speech_model('hybrid', profile).decoder_tag or 'prev_codes')"),
+        md("## Unseen sentences, predicted durations (the whole TTS path), beside the baselines"),
+        code("table = figs.speech_table(runs, baselines, 'predicted')\n"
+             "table.to_markdown(out / f'speech_{profile}.md', index=False)\n"
+             "display(table)"),
+        md("## The same with the true durations (the decoder alone)"),
+        code("display(figs.speech_table(runs, baselines, 'true'))"),
+        md("## Judge error while training (the listening subset; dashed: ground truth, dotted: codec round trip)"),
+        code("curve = pd.read_csv(out / 'curve.csv')\n"
+             "curve = curve[curve.config.isin(default)]\n"
+             "fig = figs.error_curves(curve, baselines)\n"
+             "fig.savefig(out / f'error_curves_{profile}.png', dpi=110, bbox_inches='tight')"),
+        md("## Listen: generated unseen sentences and what the judge heard"),
+        code("sentences = pd.read_csv(out / 'sentences.csv')\n"
+             "sentences = sentences[sentences.config.isin(default)]\n"
+             "examples = figs.heard_examples(sentences.assign(model=sentences.config), out / 'wavs')\n"
+             "for _, r in examples.iterrows():\n"
+             "    display(Markdown(f'**{r.model}** {r.uid}: _{r.text}_  \\njudge heard: `{r.heard}` (PER {r[\"PER %\"]} %)'))\n"
+             "    display(Audio(r.wav))"),
+        md("## The model `python -m ssmtts.speak` uses\nThe best backbone by judge error (predicted durations)."),
+        code("display(speech.publish_speaker(out, corpus, profile, backbones))"),
+    ]
+    return nb
+
+
+def ablation_notebook() -> nbf.NotebookNode:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = code(SPEECH_PARAMS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        md("# Decoder ablation: what the audio decoder reads\n\n" + ABLATION), params, code(SPEECH_SETUP),
+        md("## Train, listen, measure (one run per recipe)"),
+        code("jobs = speech.ablation_jobs(profile)\n"
+             "runs = speech.run_speech(jobs, corpus, judge, out, profile, progress=profile != 'smoke')\n"
+             "runs = runs[runs.config.isin({mc.name for _, mc in jobs})]\n"
+             "baselines = pd.read_csv(out / 'baselines.csv')"),
+        md("## Judge error per recipe (bars: 95 % CIs over sentences; lines: baselines)"),
+        code("fig = figs.ablation_plot(runs, baselines)\n"
+             "fig.savefig(out / f'decoder_ablation_{profile}.png', dpi=110, bbox_inches='tight')\n"
+             "display(figs.speech_table(runs, baselines))"),
+        md("## The choice"),
+        code("best, ranking = figs.choose_recipe(runs)\n"
+             "ranking.to_csv(out / f'decoder_ablation_{profile}.csv', index=False)\n"
+             "display(ranking.round(2))\n"
+             "current = speech.speech_model('hybrid', profile)\n"
+             "current_recipe = figs.recipe_of({f'model_{k}': v for k, v in current.to_dict().items()})\n"
+             "display(Markdown(f'Lowest judge error with predicted durations: **{best}**; '\n"
+             "                 f'the default recipe in `ModelConfig` is **{current_recipe}**.'))"),
+        md("## Listen: one sentence per recipe"),
+        code("sentences = pd.read_csv(out / 'sentences.csv')\n"
+             "sentences = sentences[sentences.config.isin(set(runs.config))]\n"
+             "for _, r in figs.heard_examples(sentences.assign(model=sentences.config), out / 'wavs', 1).iterrows():\n"
+             "    display(Markdown(f'**{r.model}** {r.uid}: _{r.text}_  \\njudge heard: `{r.heard}` (PER {r[\"PER %\"]} %)'))\n"
+             "    display(Audio(r.wav))"),
+    ]
+    return nb
+
+
 def report_notebook() -> nbf.NotebookNode:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -211,6 +342,21 @@ def report_notebook() -> nbf.NotebookNode:
              "display(runs.groupby(['phase', 'protocol']).agg(runs=('run_id', 'size'), configs=('label', 'nunique'),\n"
              "        finished=('status', lambda s: int((s == 'finished').sum())),\n"
              "        diverged=('status', lambda s: int((s == 'diverged').sum())), minutes=('elapsed_s', lambda s: s.sum() / 60)).round(1))"),
+        md("## Speech: does generated speech say the text? (`make speech`)\n\n"
+           "The primary outcome: every backbone generates the unseen-text sentences free-running; the judge "
+           "(a CTC recogniser of the corpus's own audio) transcribes them. Its card first: error rates on ground "
+           "truth, codec round trips and inputs that do not say the sentence."),
+        code("judge_csv, speech_dir = Path(results_dir, 'judge', 'card.csv'), Path(results_dir, 'speech')\n"
+             "if judge_csv.is_file():\n"
+             "    display(pd.read_csv(judge_csv)[['split', 'input', 'n', 'cer', 'per', 'per_lo', 'per_hi']].round(2))\n"
+             "if Path(speech_dir, 'runs.csv').is_file():\n"
+             "    from ssmtts import speech_figures as figs\n"
+             "    speech_runs, baselines = pd.read_csv(speech_dir / 'runs.csv'), pd.read_csv(speech_dir / 'baselines.csv')\n"
+             "    display(figs.speech_table(speech_runs, baselines, 'predicted'))\n"
+             "    curve = pd.read_csv(speech_dir / 'curve.csv')\n"
+             "    figs.error_curves(curve.assign(model=curve.config), baselines)\n"
+             "else:\n"
+             "    print('no speech runs: run `make speech`')"),
         md("## Claims, one by one"),
         code("claims = pd.read_csv(claims_path)\n"
              "table = report.claims_table(claims, runs, bench_dir if Path(bench_dir).is_dir() else None)\n"
@@ -267,3 +413,5 @@ if __name__ == "__main__":
     for name, nb in phase_notebooks().items():
         nbf.write(nb, HERE / f"{name}.ipynb")
     nbf.write(report_notebook(), HERE / "report.ipynb")
+    nbf.write(speech_notebook(), HERE / "speech.ipynb")
+    nbf.write(ablation_notebook(), HERE / "decoder_ablation.ipynb")

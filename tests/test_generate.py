@@ -6,19 +6,24 @@ import soundfile as sf
 import torch
 
 from ssmtts.corpus.text import TextError, UnknownCharacterError
-from ssmtts.models import TTSModel
+from ssmtts.models import ModelConfig, TTSModel
 from ssmtts.models.generate import generate, generate_from_text
 from ssmtts.samples import make_samples, mcd
 
 from test_model import BACKBONES, inputs, small
 
 
+DEFAULT_RECIPE = {k: getattr(ModelConfig, k) for k in ("decoder_input", "decoder_causal")}  # dataclass defaults
+
+
+@pytest.mark.parametrize("recipe", ["prev_codes", "default"])
 @pytest.mark.parametrize("backbone", BACKBONES)
-def test_generation_is_what_the_teacher_forced_model_predicts_on_the_same_tokens(backbone):
-    """Greedy frame-by-frame generation (state carried, fed its own tokens) picks, at every frame,
-    the argmax of a single teacher-forced pass over the tokens it generated."""
+def test_generation_is_what_the_teacher_forced_model_predicts_on_the_same_tokens(backbone, recipe):
+    """Greedy generation (frame by frame with state carried and fed its own tokens, or in one pass for
+    a decoder that reads no codes) picks, at every frame, the argmax of a single teacher-forced pass
+    over the tokens it generated: for the original decoder and for ModelConfig's default recipe."""
     torch.manual_seed(0)
-    model = TTSModel(small(backbone)).eval()
+    model = TTSModel(small(backbone, **(DEFAULT_RECIPE if recipe == "default" else {}))).eval()
     ids, dur, _, ref = inputs(B=1, T=70)
     g = generate(model, ids[0], ref[0], durations=dur[0])
     assert g.codes.shape == (8, 70) and len(g.ms_per_frame) == 70
@@ -86,3 +91,31 @@ def test_make_samples_writes_valid_24khz_wavs_and_measures(corpus, tmp_path):
     assert s[s.model == "ground_truth"].mcd_codec_floor_db.iloc[0] > 0
     assert gen.retrained and len(res["frame_cost"]) == 30
     assert pd.read_csv(tmp_path / "results" / "samples" / "samples.csv").shape[0] == len(s)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("causal", [True, False])
+def test_non_autoregressive_generation_is_the_teacher_forced_argmax(backbone, causal):
+    """The default kind of decoder (no codes read): one generation pass picks exactly the argmax of
+    the teacher-forced pass, and a causal one streamed frame by frame gives the same tokens."""
+    torch.manual_seed(0)
+    model = TTSModel(small(backbone, decoder_input="none", decoder_causal=causal)).eval()
+    ids, dur, codes, ref = inputs(B=1, T=70)
+    g = generate(model, ids[0], ref[0], durations=dur[0])
+    with torch.no_grad():
+        logits, _ = model(ids, dur, codes, ref)
+    assert np.array_equal(logits[0].argmax(-1).T.numpy(), g.codes)
+    if causal:
+        streamed = generate(model, ids[0], ref[0], durations=dur[0], stream=True)
+        assert np.array_equal(streamed.codes, g.codes)
+    else:
+        with pytest.raises(ValueError, match="cannot stream"):
+            generate(model, ids[0], ref[0], durations=dur[0], stream=True)
+
+
+def test_prenet_dropout_generation_is_reproducible_with_its_seed():
+    torch.manual_seed(0)
+    model = TTSModel(small("hybrid", decoder_input="prev_codes_dropout")).eval()
+    ids, dur, _, ref = inputs(B=1, T=40)
+    a, b, c = (generate(model, ids[0], ref[0], durations=dur[0], seed=s) for s in (3, 3, 4))
+    assert np.array_equal(a.codes, b.codes) and not np.array_equal(a.codes, c.codes)

@@ -15,8 +15,9 @@ BACKBONES = ["transformer", "hybrid", "mamba", "mamba2"]
 
 
 def small(backbone, **kw):
+    # the autoregressive decoder unless a test says otherwise (the tests of causality and state need it)
     base = dict(backbone=backbone, n_layers=2, n_enc_layers=1, d_model=32, expand=1.5, n_heads=4,
-                mamba2_head_dim=16, conv_kernels=(3, 5))
+                mamba2_head_dim=16, conv_kernels=(3, 5), decoder_input="prev_codes", decoder_causal=True)
     if backbone == "mamba2":
         base["expand"] = 2
     return ModelConfig(**{**base, **kw})
@@ -155,3 +156,42 @@ def test_split_in_projection_matches_one_matmul_and_chunk(use):
         outs.append((a, b, x.grad, w.grad))
     for split_t, ref_t in zip(*outs):
         torch.testing.assert_close(split_t, ref_t, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("causal", [True, False])
+def test_decoder_without_codes_never_reads_them(backbone, causal):
+    """decoder_input="none": the logits do not depend on the audio codes at all (no target to read),
+    causal or bidirectional; and a causal decoder's frame t does not see later text."""
+    torch.manual_seed(0)
+    model = TTSModel(small(backbone, decoder_input="none", decoder_causal=causal)).eval()
+    ids, dur, codes, ref = inputs()
+    with torch.no_grad():
+        a, _ = model(ids, dur, codes, ref)
+        b, _ = model(ids, dur, torch.randint(0, 1024, codes.shape), ref)
+    assert torch.equal(a, b)
+
+
+def test_prenet_dropout_stays_on_in_eval_mode():
+    torch.manual_seed(0)
+    model = TTSModel(small("mamba", decoder_input="prev_codes_dropout")).eval()
+    ids, dur, codes, ref = inputs()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        a, _ = model(ids, dur, codes, ref)
+        torch.manual_seed(2)
+        b, _ = model(ids, dur, codes, ref)
+    assert not torch.allclose(a, b)
+
+
+def test_decoder_recipe_errors_and_names():
+    with pytest.raises(ConfigError, match="must be causal"):
+        ModelConfig(decoder_input="prev_codes", decoder_causal=False)
+    with pytest.raises(ConfigError, match="unknown decoder_input"):
+        ModelConfig(decoder_input="mel")
+    assert ModelConfig(decoder_input="prev_codes").decoder_tag == ""
+    assert small("mamba", decoder_input="none", decoder_causal=False).name.endswith("_dec-none-bidir")
+    row = small("hybrid", decoder_input="none", decoder_causal=False).to_row(prefix="")
+    assert ModelConfig.from_dict(row).decoder_causal is False
+    old_row = {k: v for k, v in small("mamba").to_row(prefix="").items() if not k.startswith(("decoder", "prenet"))}
+    assert ModelConfig.from_dict({**old_row, "decoder_input": float("nan")}).decoder_input == "prev_codes"

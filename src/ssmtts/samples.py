@@ -36,6 +36,7 @@ from .corpus.text import TextError
 from .models import ModelConfig, TTSModel
 from .models.generate import generate
 from .phases import PHASES
+from .speech import mcd, write_wav
 from .train.data import eval_batches, pick_reference
 from .train.loop import run_training
 from .train.results import atomic_write_csv, environment_row
@@ -114,45 +115,11 @@ def _recorded_row(results_dir, phase, run_id) -> dict:
 
 # ---------------------------------------------------------------- measures
 
-def mel_cepstra(wav: np.ndarray, n_coeffs: int = 24) -> np.ndarray:
-    """(frames, n_coeffs) mel cepstrum c1..c_n (c0, the energy, excluded) of the 80-bin natural-log mel
-    magnitude spectrum: c_k = (1/M) sum_m log|X_m| cos(pi k (2m + 1) / 2M), the mean-normalised DCT-II
-    (the scale of a real cepstrum, so MCD lands in the usual dB range; only comparisons between rows
-    of one table are meaningful, not against papers using SPTK mel-cepstra)."""
-    from scipy.fft import dct
-
-    from .corpus.codec import log_mel
-    x = log_mel(wav).numpy()
-    return dct(x, type=2, norm=None, axis=1)[:, 1:n_coeffs + 1] / (2 * x.shape[1])
-
-
-def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum-cost monotonic alignment of a (n, m) cost matrix (steps: right, down, diagonal)."""
-    import librosa
-    _, wp = librosa.sequence.dtw(C=cost, backtrack=True)
-    wp = wp[::-1]
-    return wp[:, 0], wp[:, 1]
-
-
-def mcd(wav: np.ndarray, ref: np.ndarray) -> float:
-    """Mel-cepstral distortion in dB between two waveforms, frames aligned by DTW:
-    mean over the path of (10 / ln 10) * sqrt(2 * sum_k (c_k - c'_k)^2)."""
-    a, b = mel_cepstra(wav), mel_cepstra(ref)
-    cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
-    i, j = dtw_path(cost)
-    return float(np.mean(10 / np.log(10) * np.sqrt(2) * cost[i, j]))
-
-
 def teacher_forced_accuracy(model: TTSModel, utt: Utterance, ref: Utterance) -> float:
     batch = next(eval_batches([utt], [ref], 1, model.cfg.style_frames))
     with torch.no_grad():
         logits, _ = model(batch.text_ids, batch.durations, batch.codes, batch.ref_codes)
     return float(100 * (logits[0].argmax(-1).T == batch.codes[0]).float().mean())
-
-
-def write_wav(path: Path, wav: np.ndarray, sample_rate: int = 24000) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.clip(wav, -1, 1), sample_rate, subtype="PCM_16")
 
 
 def render(model: TTSModel, info: dict, utt: Utterance, ref: Utterance, corpus: Corpus, out: Path) -> dict:

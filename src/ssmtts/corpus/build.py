@@ -4,6 +4,7 @@ Layout under `data/build/` (git-ignored, rebuilt by `make data`):
 
     audio/<key>.wav                 24 kHz mono PCM16, zero-padded to whole 320-sample frames
     durations/<key>.npy             int16 frames per symbol of [BOS] + text
+    phonemes/<key>.txt              the phonemes eSpeak NG spoke (stress marks and pauses removed)
     codecs/<codec_id>.pt            fitted offline codebooks (with checksum)
     codes/<codec_id>/<key>.npy      int16 (8, n_frames)
     manifest-<codec_id>.json        one entry per utterance with content hashes
@@ -40,6 +41,10 @@ SYNTH_VERSION = "espeak-ng-events-v2"  # v2: each utterance in a fresh process, 
 SPEAKERS = [("pl", 170), ("pl+f3", 160), ("pl+m3", 180), ("pl+f2", 150), ("pl+m2", 190)]
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_TEXT = REPO_ROOT / "data" / "text" / "sentences_pl.txt"
+# sentences written apart from the training text (no word 3-gram in common), each spoken by every
+# voice, never trained on: the test set of every generation measure (split "unseen")
+UNSEEN_TEXT = REPO_ROOT / "data" / "text" / "unseen_pl.txt"
+SPLITS = ("train", "val", "test", "unseen")
 DEFAULT_BUILD = REPO_ROOT / "data" / "build"
 
 
@@ -71,6 +76,7 @@ class Corpus:
     build_dir: Path
     codec: object = None                                # the codec that made the tokens (decodes them)
     audio_paths: dict = field(default_factory=dict)    # uid -> the utterance's 24 kHz wav
+    phonemes: dict = field(default_factory=dict)       # uid -> list of phoneme names eSpeak NG spoke
 
     def split(self, name: str) -> list[Utterance]:
         return [u for u in self.utterances if u.split == name]
@@ -79,7 +85,7 @@ class Corpus:
         """Table of utterances, hours, frames and symbols per split (pandas DataFrame)."""
         import pandas as pd
         rows = []
-        for name in ("train", "val", "test"):
+        for name in SPLITS:
             us = self.split(name)
             frames = sum(u.n_frames for u in us)
             rows.append({"split": name, "utterances": len(us), "hours": frames / 75 / 3600,
@@ -139,6 +145,17 @@ def _synthesize_utterance_here(text: str, voice: str, rate: int):
     return _pad_to_frames(wav), durations
 
 
+def spoken_phonemes(synth) -> list[str]:
+    """eSpeak NG's PHONEME events -> phoneme names, without pauses (`_...`) and stress marks ('),
+    (stress is prosody; the judge's phoneme targets are the segments)."""
+    names = (name.replace("'", "").replace(",", "") for _, name in synth.phonemes if not name.startswith("_"))
+    return [n for n in names if n]
+
+
+def _phonemes_here(text: str, voice: str, rate: int) -> list[str]:
+    return spoken_phonemes(synthesize_in_this_process(text, voice if voice != "user" else "pl", rate or 175))
+
+
 def synthesize_utterance(text: str, voice: str, rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Text -> (24 kHz float32 wav padded to whole frames, exact durations of [BOS] + text)."""
     return next(map_isolated(_synthesize_utterance_here, [(text, voice, rate)], processes=1))
@@ -174,6 +191,11 @@ class Source:
     voice: str
     rate: int
     wav_path: str = ""   # a user's recording; empty for synthesised speech
+    split: str = ""      # fixed split ("unseen"); empty: train / val / test by `split_of(text)`
+
+    @property
+    def split_name(self) -> str:
+        return self.split or split_of(self.text)
 
     @property
     def key(self) -> str:
@@ -181,13 +203,24 @@ class Source:
         return _sha(f"{SYNTH_VERSION}|{self.text}|{self.voice}|{self.rate}|{origin}".encode())[:16]
 
 
-def shipped_sources(text_file: Path = DEFAULT_TEXT) -> list[Source]:
+def _read_sentences(text_file: Path) -> list[str]:
     lines = [textlib.normalize(l) for l in Path(text_file).read_text("utf-8").splitlines()]
+    for line in lines:
+        if line:
+            textlib.encode(line)  # fail early, naming the character and the sentence
+    return [l for l in lines if l]
+
+
+def shipped_sources(text_file: Path = DEFAULT_TEXT, unseen_file: Path | None = UNSEEN_TEXT) -> list[Source]:
+    """The shipped corpus: each training-text sentence in one voice (round robin), and each unseen
+    sentence in every voice (uids `un<sentence>-<voice index>`, split "unseen")."""
     out = []
-    for i, line in enumerate(l for l in lines if l):
-        textlib.encode(line)  # fail early, naming the character and the sentence
+    for i, line in enumerate(_read_sentences(text_file)):
         voice, rate = SPEAKERS[i % len(SPEAKERS)]
         out.append(Source(f"pl{i:04d}", line, voice, rate))
+    if unseen_file is not None:
+        for i, line in enumerate(_read_sentences(unseen_file)):
+            out += [Source(f"un{i:03d}-{k}", line, voice, rate, split="unseen") for k, (voice, rate) in enumerate(SPEAKERS)]
     return out
 
 
@@ -240,7 +273,7 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
     """Synthesise (or read), align and tokenise every utterance, reusing whatever is cached."""
     sources = shipped_sources() if sources is None else sources
     build_dir = Path(build_dir)
-    for sub in ("audio", "durations"):
+    for sub in ("audio", "durations", "phonemes"):
         (build_dir / sub).mkdir(parents=True, exist_ok=True)
     keys = {s.uid: s.key for s in sources}
 
@@ -254,7 +287,15 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
         _atomic_write(wav_p, buf.getvalue())
         _atomic_write(dur_p, _npy_bytes(dur))
 
-    train = [(keys[s.uid], build_dir / "audio" / f"{keys[s.uid]}.wav") for s in sources if split_of(s.text) == "train"]
+    # phonemes of the text (what the judge's phoneme error rate compares with); for a user's
+    # recording, those eSpeak NG would speak for its transcript
+    ph_path = {s.uid: build_dir / "phonemes" / f"{keys[s.uid]}.txt" for s in sources}
+    todo = [s for s in sources if not ph_path[s.uid].is_file()]
+    made = map_isolated(_phonemes_here, [(s.text, s.voice, s.rate) for s in todo])
+    for s, names in tqdm(zip(todo, made), total=len(todo), desc="phonemes", mininterval=1.0):
+        _atomic_write(ph_path[s.uid], " ".join(names).encode("utf-8"))
+
+    train = [(keys[s.uid], build_dir / "audio" / f"{keys[s.uid]}.wav") for s in sources if s.split_name == "train"]
     cdc = resolve_codec(codec, train, build_dir, weights_dir, seed)
     code_dir = build_dir / "codes" / cdc.codec_id
     code_dir.mkdir(parents=True, exist_ok=True)
@@ -271,7 +312,7 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
             raise RuntimeError(f"{s.uid}: durations sum to {dur.sum()} but there are {codes.shape[1]} frames")
         ids = np.array(textlib.encode(s.text), dtype=np.int64)
         speaker = [v for v, _ in SPEAKERS].index(s.voice) if s.voice != "user" else 0
-        utts.append(Utterance(s.uid, s.text, speaker, split_of(s.text), ids, dur.astype(np.int64), codes.astype(np.int64)))
+        utts.append(Utterance(s.uid, s.text, speaker, s.split_name, ids, dur.astype(np.int64), codes.astype(np.int64)))
         entries.append({**asdict(s), "key": k, "split": utts[-1].split, "n_frames": codes.shape[1],
                         "durations": "espeak-scaled" if s.wav_path else "espeak-events",
                         "sha256_wav": _sha(wav_p.read_bytes()), "sha256_codes": _sha(code_p.read_bytes()),
@@ -282,7 +323,8 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
     _atomic_write(build_dir / f"manifest-{cdc.codec_id}.json",
                   json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
     return Corpus(utts, cdc.codec_id, corpus_hash, build_dir, cdc,
-                  {s.uid: build_dir / "audio" / f"{keys[s.uid]}.wav" for s in sources})
+                  {s.uid: build_dir / "audio" / f"{keys[s.uid]}.wav" for s in sources},
+                  {s.uid: ph_path[s.uid].read_text("utf-8").split() for s in sources})
 
 
 def long_samples(utts: list[Utterance], n_samples: int) -> list[Utterance]:

@@ -117,7 +117,8 @@ def log_mel(wav: np.ndarray) -> torch.Tensor:
     import librosa  # lazy: numba import is slow and only corpus building needs it
     n = len(wav)
     n_frames = -(-n // HOP)
-    x = torch.from_numpy(np.pad(np.asarray(wav, np.float32), (0, n_frames * HOP - n)))
+    # at least N_FFT samples, so that the centred STFT's reflect padding exists for any length
+    x = torch.from_numpy(np.pad(np.asarray(wav, np.float32), (0, max(n_frames * HOP, N_FFT) - n)))
     spec = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), center=True,
                       pad_mode="reflect", return_complex=True).abs()[:, :n_frames]
     fb = torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmax=F_MAX))

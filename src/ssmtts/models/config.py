@@ -5,6 +5,12 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 BACKBONES = ("transformer", "hybrid", "mamba", "mamba2")
+# What the audio decoder reads besides the regulated text, the style and the frame position:
+#   prev_codes          the previous frame's 8 codes (autoregressive, teacher-forced in training)
+#   prev_codes_dropout  the same through Tacotron-style prenet dropout (p = prenet_dropout), kept on at inference
+#   none                no codes: every frame is predicted from text, style and position alone
+#                       (non-autoregressive given the durations; the decoder never reads its target)
+DECODER_INPUTS = ("prev_codes", "prev_codes_dropout", "none")
 
 
 class ConfigError(ValueError):
@@ -32,6 +38,10 @@ class ModelConfig:
     dropout: float = 0.0
     layer_scale_init: float = 0.1
     style_frames: int = 150        # reference audio frames read by the style extractor (2 s)
+    decoder_input: str = "none"    # see DECODER_INPUTS; "none" was chosen by the decoder ablation (notebooks/decoder_ablation)
+    decoder_causal: bool | None = None  # False: attention / convolutions look both ways (only with decoder_input="none");
+                                        # None: bidirectional when no codes are read (the ablation's choice), else causal
+    prenet_dropout: float = 0.5    # prev_codes_dropout only
 
     def __post_init__(self):
         if isinstance(self.conv_kernels, list):
@@ -41,6 +51,8 @@ class ModelConfig:
             self.vocab_size = VOCAB_SIZE
         if self.d_embed is None:
             self.d_embed = self.d_model
+        if self.decoder_causal is None:
+            self.decoder_causal = self.decoder_input != "none"
         problems = []
         if self.backbone not in BACKBONES:
             problems.append(f"unknown backbone {self.backbone!r} (choose from {', '.join(BACKBONES)})")
@@ -60,6 +72,13 @@ class ModelConfig:
             problems.append(f"Mamba-2 inner width {self.d_inner} is not divisible by head dim {self.mamba2_head_dim}")
         if len(self.conv_kernels) != 2 or any(int(k) < 1 for k in self.conv_kernels):
             problems.append(f"conv_kernels must be two positive sizes, got {self.conv_kernels}")
+        if self.decoder_input not in DECODER_INPUTS:
+            problems.append(f"unknown decoder_input {self.decoder_input!r} (choose from {', '.join(DECODER_INPUTS)})")
+        elif not self.decoder_causal and self.decoder_input != "none":
+            problems.append("a decoder that reads previous-frame codes must be causal (decoder_causal=True): "
+                            "looking ahead it would read its own targets")
+        if not 0 <= self.prenet_dropout < 1:
+            problems.append(f"prenet_dropout must be in [0, 1), got {self.prenet_dropout}")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if problems:
@@ -74,10 +93,22 @@ class ModelConfig:
         return math.ceil(self.d_model / 16)
 
     @property
+    def reads_codes(self) -> bool:
+        return self.decoder_input != "none"
+
+    @property
+    def decoder_tag(self) -> str:
+        """'' for the original recipe (previous-frame codes, causal), else e.g. '_dec-none' or '_dec-none-bidir'."""
+        if self.decoder_input == "prev_codes":
+            return ""
+        name = {"prev_codes_dropout": f"prevdrop{self.prenet_dropout:g}", "none": "none"}[self.decoder_input]
+        return f"_dec-{name}" + ("" if self.decoder_causal else "-bidir")
+
+    @property
     def name(self) -> str:
         extra = f"_K{self.conv_kernels[0]}-{self.conv_kernels[1]}" if self.backbone == "hybrid" else ""
         emb = f"_Emb{self.d_embed}" if self.d_embed != self.d_model else ""
-        return f"{self.backbone}_L{self.n_layers}_H{self.d_model}_E{self.expand:g}{extra}{emb}"
+        return f"{self.backbone}_L{self.n_layers}_H{self.d_model}_E{self.expand:g}{extra}{emb}{self.decoder_tag}"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -97,6 +128,10 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"unknown ModelConfig fields: {sorted(unknown)}")
         d = dict(d)
+        for k, v in list(d.items()):   # a CSV row leaves NaN where an older run had no such field
+            if isinstance(v, float) and math.isnan(v):
+                del d[k]
+        d.setdefault("decoder_input", "prev_codes")   # rows and checkpoints from before the field: the only decoder then
         if isinstance(d.get("conv_kernels"), str):
             d["conv_kernels"] = tuple(int(k) for k in d["conv_kernels"].split("-"))
         return cls(**d)

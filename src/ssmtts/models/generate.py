@@ -7,6 +7,10 @@
 Every decoder layer carries its state between frames (SSM state for Mamba and the hybrid's
 Mamba branch, the last k-1 inputs for convolutions, a KV cache for attention), so a frame
 costs the same at any position for the SSM backbones and grows with position for attention.
+
+A decoder that reads no codes (`decoder_input="none"`) needs no loop: all frames come from one
+pass over the regulated text (`stream=False`, the default). A causal one can still be streamed
+frame by frame with the same states (`stream=True`), with the same result.
 The stop rule is the predicted total duration, capped by `max_frames` and the model's
 positional table.
 """
@@ -55,13 +59,14 @@ def sample(logits: torch.Tensor, temperature: float, top_k: int | None, generato
 
 @torch.no_grad()
 def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperature: float = 0.0,
-             top_k: int | None = 50, seed: int = 0, max_frames: int | None = None) -> Generated:
+             top_k: int | None = 50, seed: int = 0, max_frames: int | None = None, stream: bool = False) -> Generated:
     """Generate the 8 x T codec tokens of one utterance.
 
     text_ids (S,) ids with BOS first (see `generate_from_text` for raw text); ref_codes (8, R): a
     style reference (another utterance); durations (S,): use these instead of the predicted ones
     (for scoring against ground truth frame by frame); temperature 0 = greedy, else top-k
-    sampling from a generator seeded with `seed` (same seed, same tokens).
+    sampling from a generator seeded with `seed` (same seed, same tokens; prenet dropout is seeded
+    with it too); stream: decode frame by frame even when the decoder reads no codes (it must be causal).
     Raises TextError when the text is empty, longer than the positional table, or would need
     more frames than `max_frames` (default: the model's max_positions).
     """
@@ -89,16 +94,27 @@ def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperatur
     encode_ms = 1000 * (time.perf_counter() - t0)
 
     gen = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
-    codes = torch.empty(cfg.n_codebooks, T, dtype=torch.long, device=device)
-    prev = torch.full((1, cfg.n_codebooks, 1), START, dtype=torch.long, device=device)
-    state, ms = None, np.empty(T)
-    for t in range(T):
-        t1 = time.perf_counter()
-        logits, state = model.decode(regulated[:, t:t + 1], style, prev, pos_offset=t, state=state)  # (1, 1, 8, K)
-        nxt = sample(logits[0, 0], temperature, top_k, gen)                                          # (8,)
-        codes[:, t] = nxt
-        prev = nxt.view(1, -1, 1)
-        ms[t] = 1000 * (time.perf_counter() - t1)
+    if stream and not cfg.decoder_causal:
+        raise ValueError("a bidirectional decoder (decoder_causal=False) cannot stream: it reads later frames")
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)                      # prenet dropout (prev_codes_dropout) draws from here
+        if not cfg.reads_codes and not stream:       # non-autoregressive: every frame in one pass
+            t1 = time.perf_counter()
+            blank = torch.full((1, cfg.n_codebooks, T), START, dtype=torch.long, device=device)
+            logits, _ = model.decode(regulated, style, blank)                                     # (1, T, 8, K)
+            codes = sample(logits[0], temperature, top_k, gen).T                                  # (8, T)
+            ms = np.full(T, 1000 * (time.perf_counter() - t1) / T)
+            return Generated(codes.cpu().numpy(), dur[0].cpu().numpy(), ms, encode_ms)
+        codes = torch.empty(cfg.n_codebooks, T, dtype=torch.long, device=device)
+        prev = torch.full((1, cfg.n_codebooks, 1), START, dtype=torch.long, device=device)
+        state, ms = None, np.empty(T)
+        for t in range(T):
+            t1 = time.perf_counter()
+            logits, state = model.decode(regulated[:, t:t + 1], style, prev, pos_offset=t, state=state)  # (1, 1, 8, K)
+            nxt = sample(logits[0, 0], temperature, top_k, gen)                                          # (8,)
+            codes[:, t] = nxt
+            prev = nxt.view(1, -1, 1)
+            ms[t] = 1000 * (time.perf_counter() - t1)
     return Generated(codes.cpu().numpy(), dur[0].cpu().numpy(), ms, encode_ms)
 
 

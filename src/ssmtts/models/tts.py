@@ -4,11 +4,15 @@
     enc -> DurationPredictor -> log(1 + frames) per symbol (B, S)
     enc, durations -> LengthRegulator -> regulated (B, T, H)   (teacher-forced in training)
     reference codes (B, 8, R) -> StyleExtractor (backward Mamba, mean-pooled) -> style (B, H)
-    regulated + style + proj(previous frame's 8 code embeddings + pos emb) -> AudioDecoder
+    regulated + style + proj([previous frame's 8 code embeddings] + pos emb) -> AudioDecoder
         -> heads -> logits (B, T, 8, 1024)
 
-The decoder is causal end to end: frame t sees codes of frames < t only. The style reference
-must be another utterance (the data pipeline picks one), so the model cannot read its target.
+What the decoder reads is `cfg.decoder_input` (see models/config.py): the previous frame's codes
+(autoregressive; then the decoder is causal end to end and frame t sees codes of frames < t
+only), the same through prenet dropout that stays on at inference, or no codes at all
+(non-autoregressive given the durations; then the decoder may also look both ways,
+`decoder_causal=False`, since nothing it reads is a target). The style reference must be another
+utterance (the data pipeline picks one), so the model cannot read its target.
 """
 from __future__ import annotations
 
@@ -72,7 +76,7 @@ class TTSModel(nn.Module):
         self.encoder = Backbone(cfg, cfg.n_enc_layers, causal=False)
         self.duration = nn.Sequential(nn.Linear(H, H), nn.GELU(), nn.Linear(H, 1))
         self.style = StyleExtractor(cfg)
-        self.decoder = Backbone(cfg, cfg.n_layers, causal=True)
+        self.decoder = Backbone(cfg, cfg.n_layers, causal=cfg.decoder_causal)
         self.heads = nn.Linear(H, C * K)
         self.register_buffer("code_offsets", torch.arange(C) * K, persistent=False)
         nn.init.normal_(self.audio_emb.weight, std=0.02)
@@ -107,7 +111,8 @@ class TTSModel(nn.Module):
         """One pass of the audio decoder over l frames.
 
         regulated (B, l, H): text states of these frames; style (B, H);
-        prev_codes (B, 8, l): codes of each frame's *previous* frame (START for frame 0);
+        prev_codes (B, 8, l): codes of each frame's *previous* frame (START for frame 0); with
+            decoder_input="none" only their shape is used (l frames);
         pos_offset: index of the first frame (int, or (B,) per item); state: decoder state from the previous call.
         Returns logits (B, l, 8, 1024) and the new state.
         """
@@ -115,7 +120,14 @@ class TTSModel(nn.Module):
         offset = torch.as_tensor(pos_offset, device=prev_codes.device).reshape(-1, 1)  # (1 or B, 1)
         self._check_len(int(offset.max()) + l, "audio")
         pos = offset + torch.arange(l, device=prev_codes.device)                          # (1 or B, l)
-        x = regulated + style[:, None] + self.embed_proj(self.embed_codes(prev_codes) + self.pos_emb(pos))
+        inp = self.pos_emb(pos)                                                            # (1 or B, l, E)
+        if self.cfg.decoder_input == "prev_codes":
+            inp = inp + self.embed_codes(prev_codes)                                       # (B, l, E)
+        elif self.cfg.decoder_input == "prev_codes_dropout":
+            # Tacotron's prenet dropout, on in training *and* generation: the decoder cannot lean on
+            # copying the previous frame, and sees at inference the noise it was trained with
+            inp = inp + F.dropout(self.embed_codes(prev_codes), self.cfg.prenet_dropout, training=True)
+        x = regulated + style[:, None] + self.embed_proj(inp)                              # (B, l, H)
         h, state = self.decoder(x, state)
         return self.heads(h).view(*h.shape[:2], self.cfg.n_codebooks, self.cfg.codebook_size), state
 

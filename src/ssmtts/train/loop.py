@@ -241,10 +241,11 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
             _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                           "rng": torch.get_rng_state(), "state": st, "model_config": mc.to_dict()}, ckpt)
         if stop_after is not None and step + 1 >= stop_after and step + 1 < tc.steps:
-            return {"summary": None, "curve": pd.DataFrame(st["curve"]), "milestones": None, "model": model}
+            return {"summary": None, "curve": pd.DataFrame(st["curve"]), "milestones": None, "model": model,
+                    "step": st["step"], "wall_s": st["wall_s"]}
     if st["status"] == "running":
         st["status"] = "finished"
-    return _finish(model, mc, tc, st, device) | {"model": model}
+    return _finish(model, mc, tc, st, device) | {"model": model, "step": st["step"], "wall_s": st["wall_s"]}
 
 
 def _finish(model, mc, tc, st, device) -> dict:

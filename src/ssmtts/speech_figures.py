@@ -1,0 +1,112 @@
+"""Tables and figures of the speech measures, from results/speech/*.csv only (nothing here trains)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .judge import PRIMARY_METRIC
+from .speech import DECODER_RECIPES, summarize_speech
+
+METRIC_NAME = {"per": "phoneme error rate (%)", "cer": "character error rate (%)"}
+
+
+def recipe_of(row) -> str:
+    """The decoder recipe a run row used, by its name in DECODER_RECIPES."""
+    for name, kw in DECODER_RECIPES.items():
+        if all(str(row.get(f"model_{k}", "")) == str(v) for k, v in kw.items()):
+            return name
+    return "?"
+
+
+def speech_table(runs: pd.DataFrame, baselines: pd.DataFrame, durations: str | None = None) -> pd.DataFrame:
+    """One row per model and duration mode, plus the baselines (ground truth, codec ceiling, nulls):
+    judge error rates with 95 % CIs, MCD with its CI, duration error and RTF, what ran (`config`)."""
+    base = summarize_speech(baselines).assign(config="-")
+    rows = pd.concat([base, runs], ignore_index=True)
+    if durations:
+        rows = rows[rows.durations.isin([durations, "-"])]
+    ci = lambda m: rows.apply(lambda r: f"{r[m]:.1f} [{r[m + '_lo']:.1f}, {r[m + '_hi']:.1f}]", axis=1)
+    out = pd.DataFrame({"model": rows.model, "config": rows.config, "durations": rows.durations, "n": rows.n,
+                        "PER % [95 % CI]": ci("per"), "CER % [95 % CI]": ci("cer"),
+                        "MCD dB [95 % CI]": rows.apply(lambda r: f"{r.mcd_db:.2f} [{r.mcd_lo:.2f}, {r.mcd_hi:.2f}]"
+                                                       if pd.notna(r.get("mcd_lo")) else f"{r.mcd_db:.2f}", axis=1)})
+    for c, name in (("dur_mae_frames", "duration MAE (frames)"), ("abs_total_frames_error", "|total length error| (frames)"),
+                    ("rtf_tokens", "RTF tokens"), ("rtf_decode", "RTF decode"), ("train_minutes", "training min"),
+                    (f"step_to_{PRIMARY_METRIC}_30", f"step to {PRIMARY_METRIC.upper()} <= 30 %"),
+                    (f"step_to_{PRIMARY_METRIC}_10", f"step to {PRIMARY_METRIC.upper()} <= 10 %")):
+        if c in rows:
+            out[name] = rows[c].round(2)
+    return out.fillna("").reset_index(drop=True)
+
+
+def error_curves(curve: pd.DataFrame, baselines: pd.DataFrame, metric: str = PRIMARY_METRIC, label: str = "model"):
+    """Judge error on the listening subset vs training step and vs training minutes, one line per model,
+    with the ground truth's and the codec round trip's error on the same sentences as floors."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+    uids = None
+    for key, g in curve.groupby(label, sort=False):
+        g = g.sort_values("step")
+        for ax, x in zip(axes, ("step", "train_minutes")):
+            ax.plot(g[x], g[metric], marker="o", label=key)
+            ax.fill_between(g[x], g[f"{metric}_lo"], g[f"{metric}_hi"], alpha=0.15)
+        uids = g.get("n").iloc[0] if "n" in g else None
+    base = summarize_speech(baselines.groupby("model").head(int(uids) if uids else None))
+    for _, b in base.iterrows():
+        for ax in axes:
+            if b.model in ("ground truth", "codec round trip"):
+                ax.axhline(b[metric], ls="--" if b.model == "ground truth" else ":", color="grey", lw=1)
+    axes[0].set_xlabel("training step")
+    axes[1].set_xlabel("training minutes (this machine)")
+    axes[0].set_ylabel(f"judge {METRIC_NAME[metric]}")
+    axes[0].set_ylim(0, min(110, max(105, float(curve[metric].max()) + 5)))
+    axes[1].legend(fontsize=8)
+    fig.suptitle("Free-running speech on unseen sentences, as the judge hears it (dashed: ground truth, dotted: codec)")
+    fig.tight_layout()
+    return fig
+
+
+def ablation_plot(runs: pd.DataFrame, baselines: pd.DataFrame, metric: str = PRIMARY_METRIC):
+    """Judge error per decoder recipe (predicted and true durations), with the baselines as lines."""
+    runs = runs.assign(recipe=runs.apply(recipe_of, axis=1))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    recipes = list(dict.fromkeys(runs.recipe))
+    width = 0.38
+    for k, mode in enumerate(("predicted", "true")):
+        r = runs[runs.durations == mode].set_index("recipe").reindex(recipes)
+        x = np.arange(len(recipes)) + (k - 0.5) * width
+        err = np.vstack([r[metric] - r[f"{metric}_lo"], r[f"{metric}_hi"] - r[metric]])
+        ax.bar(x, r[metric], width, yerr=err, capsize=3, label=f"{mode} durations")
+    base = summarize_speech(baselines)
+    styles = {"ground truth": "--", "codec round trip": ":", "null: time-reversed": "-.", "null: another sentence": "-"}
+    for _, b in base.iterrows():
+        ax.axhline(b[metric], ls=styles.get(b.model, "-"), color="grey", lw=1)
+        ax.text(len(recipes) - 0.5, b[metric], f" {b.model}", va="center", fontsize=7, color="grey")
+    ax.set_xticks(np.arange(len(recipes)), recipes)
+    ax.set_ylabel(f"judge {METRIC_NAME[metric]}")
+    ax.set_title(f"Decoder recipe ablation ({runs.config.iloc[0].split('_dec')[0]} and variants, unseen sentences)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def choose_recipe(runs: pd.DataFrame, metric: str = PRIMARY_METRIC) -> tuple[str, pd.DataFrame]:
+    """The recipe with the lowest judge error on predicted durations (the full TTS path), and the ranking."""
+    r = runs[runs.durations == "predicted"].assign(recipe=lambda d: d.apply(recipe_of, axis=1))
+    ranking = r.sort_values(metric)[["recipe", "config", metric, f"{metric}_lo", f"{metric}_hi", "cer", "mcd_db"]]
+    return ranking.recipe.iloc[0], ranking.reset_index(drop=True)
+
+
+def heard_examples(sentences: pd.DataFrame, wav_dir, per_model: int = 2) -> pd.DataFrame:
+    """The sentences whose generated audio was kept, with what the judge heard, per model (predicted durations)."""
+    from pathlib import Path
+    s = sentences[sentences.durations == "predicted"]
+    rows = []
+    for model, g in s.groupby("model", sort=False):
+        for _, r in g.iterrows():
+            path = Path(wav_dir) / model / f"{r.uid}.wav"
+            if path.is_file() and len([x for x in rows if x["model"] == model]) < per_model:
+                per = 100 * r.phoneme_edits / max(1, r.phoneme_len)
+                rows.append({"model": model, "uid": r.uid, "text": r.text, "heard": r.transcript,
+                             "PER %": round(per, 1), "wav": str(path)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,92 @@
+"""Speech measures, the speech-run harness and `speak`, on the smoke profile."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from ssmtts import speech
+from ssmtts.corpus.text import UnknownCharacterError
+from ssmtts.judge import judge_for
+from ssmtts.models import TTSModel
+from ssmtts.speak import NoSpeakerError, speak
+from ssmtts.speech import export_model, load_model, speech_model
+
+
+@pytest.fixture(scope="module")
+def smoke_judge(corpus):
+    return judge_for(corpus, "smoke", progress=False)
+
+
+def test_speech_run_writes_curves_sentences_summaries_and_resumes(corpus, smoke_judge, tmp_path):
+    out = tmp_path / "speech"
+    jobs = speech.backbone_jobs("smoke", ["mamba"])
+    runs = speech.run_speech(jobs, corpus, smoke_judge, out, "smoke", progress=False)
+    sched = speech.SPEECH_SCHEDULES["smoke"]
+    assert set(runs.durations) == {"predicted", "true"} and (runs.n == sched.final_sentences).all()
+    for col in ("per", "per_lo", "per_hi", "cer", "rtf_tokens", "train_minutes", "judge_id", "codec_id", "git_commit"):
+        assert col in runs and runs[col].notna().all(), col
+    curve = pd.read_csv(out / "curve.csv")
+    assert list(curve.step) == [2, 4] and (curve.n == sched.listen_sentences).all()
+    sent = pd.read_csv(out / "sentences.csv")
+    assert len(sent) == 2 * sched.final_sentences
+    true = sent[sent.durations == "true"]
+    assert (true.generated_frames == true.true_frames).all() and (true.dur_mae_frames == 0).all()
+    base = pd.read_csv(out / "baselines.csv")
+    assert set(base.model) == {"ground truth", "codec round trip", "null: time-reversed", "null: another sentence"}
+    assert (base[base.model == "ground truth"].mcd_db == 0).all() and (base[base.model != "ground truth"].mcd_db > 0).all()
+    # a second call finds the run finished and changes nothing
+    before = {p.name: p.read_bytes() for p in out.glob("*.csv")}
+    speech.run_speech(jobs, corpus, smoke_judge, out, "smoke", progress=False)
+    assert before == {p.name: p.read_bytes() for p in out.glob("*.csv")}
+    # the best default-recipe run becomes the `speak` model, loadable with weights_only=True
+    info = speech.publish_speaker(out, corpus, "smoke", ["mamba"])
+    assert json.loads((out / "speaker.json").read_text())["run_id"] == info["run_id"]
+    model = load_model(out / "speaker.pt")
+    with torch.no_grad():                  # 4 smoke steps may predict 0 frames: make every symbol 2 frames
+        model.duration[-1].weight.zero_(), model.duration[-1].bias.fill_(np.log1p(2.0))
+    export_model(model, out / "speaker.pt")
+    wav, meta = speak("Zażółć gęślą jaźń.", voice=1, model_path=out / "speaker.pt", corpus=corpus)
+    assert wav.dtype == np.float32 and meta["voice"] == 1 and meta["config"] == model.cfg.name
+    assert meta["frames"] == 2 * 19 and len(wav) == meta["frames"] * 320   # BOS + 18 characters
+
+
+def test_publish_speaker_retrains_a_run_whose_weights_are_missing(corpus, smoke_judge, tmp_path):
+    """A fresh clone has the CSVs but no weights: the best run is retrained from its seed."""
+    out = tmp_path / "speech"
+    speech.run_speech(speech.backbone_jobs("smoke", ["hybrid"]), corpus, smoke_judge, out, "smoke", progress=False)
+    export = next((out / "models").glob("*.pt"))
+    kept = torch.load(export, weights_only=True)["state_dict"]
+    export.unlink()
+    speech.publish_speaker(out, corpus, "smoke", ["hybrid"])
+    again = torch.load(out / "speaker.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(kept[k], again[k]) for k in kept)
+
+
+def test_speak_names_the_command_that_makes_a_missing_model(tmp_path):
+    with pytest.raises(NoSpeakerError, match="make speech"):
+        speak("Dzień dobry.", model_path=tmp_path / "none.pt")
+
+
+def test_speak_cli_writes_a_wav_and_rejects_bad_text(corpus, tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "m.pt"
+    model = TTSModel(speech_model("mamba", "smoke"))
+    with torch.no_grad():                   # every symbol 3 frames
+        model.duration[-1].weight.zero_(), model.duration[-1].bias.fill_(np.log1p(3.0))
+    export_model(model, path)
+    out = tmp_path / "out.wav"
+    ok = subprocess.run([sys.executable, "-m", "ssmtts.speak", "Ala ma kota.", "-o", str(out), "--model", str(path)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    info = sf.info(out)
+    assert info.samplerate == 24000 and info.channels == 1 and info.frames == 3 * 13 * 320   # BOS + 12 characters
+    bad = subprocess.run([sys.executable, "-m", "ssmtts.speak", "Ala # kota", "--model", str(path)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "unknown character '#'" in bad.stderr and "Traceback" not in bad.stderr
+    with pytest.raises(UnknownCharacterError):
+        speak("Ala # kota", model_path=path, corpus=corpus)
