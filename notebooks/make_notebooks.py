@@ -355,6 +355,10 @@ def report_notebook() -> nbf.NotebookNode:
              "    display(figs.speech_table(speech_runs, baselines, 'predicted'))\n"
              "    curve = pd.read_csv(speech_dir / 'curve.csv')\n"
              "    figs.error_curves(curve.assign(model=curve.config), baselines)\n"
+             "    sentences = pd.read_csv(speech_dir / 'sentences.csv')\n"
+             "    for _, r in figs.heard_examples(sentences.assign(model=sentences.config), speech_dir / 'wavs', 1).iterrows():\n"
+             "        display(Markdown(f'**{r.model}** {r.uid}: _{r.text}_  \\njudge heard: `{r.heard}` (PER {r[\"PER %\"]} %)'))\n"
+             "        display(report.audio_player(r.wav))\n"
              "else:\n"
              "    print('no speech runs: run `make speech`')"),
         md("## Claims, one by one"),
