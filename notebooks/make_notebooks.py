@@ -198,7 +198,7 @@ SPEECH_SETUP = (
     "import torch\n"
     "from IPython.display import Audio, Markdown, display\n"
     "from ssmtts.corpus.build import build_corpus\n"
-    "from ssmtts.judge import PRIMARY_METRIC, judge_card, judge_for\n"
+    "from ssmtts.judge import PRIMARY_METRIC, committed_card, judge_card, judge_for\n"
     "from ssmtts import speech, speech_figures as figs\n"
     "if threads:\n"
     "    torch.set_num_threads(threads)\n"
@@ -246,7 +246,9 @@ def speech_notebook() -> nbf.NotebookNode:
         md("# Speech: every backbone, free-running, judged on unseen sentences\n\n" + SPEECH), params, code(SPEECH_SETUP),
         md("## The judge's card\nError rates on ground truth, codec round trips and null inputs "
            "(95 % bootstrap CIs over utterances); `per` is the primary metric (`ssmtts.judge` says why)."),
-        code("card = judge_card(judge, corpus, progress=False, limit=4 if profile == 'smoke' else None)\n"
+        code("card = committed_card(judge, corpus, Path(out_dir, 'judge', 'card.csv'))   # `make judge` wrote it\n"
+             "if card is None:\n"
+             "    card = judge_card(judge, corpus, progress=False, limit=4 if profile == 'smoke' else None)\n"
              "cols = ['split', 'input', 'n', 'cer', 'cer_lo', 'cer_hi', 'per', 'per_lo', 'per_hi']\n"
              "display(card[cols].round(2))"),
         md("## Train, listen, measure\nRuns already in `runs.csv` are skipped."),

@@ -342,6 +342,15 @@ def judge_card(judge: Judge, corpus: Corpus, progress: bool = True, limit: int |
     return pd.DataFrame(rows).assign(judge_id=judge.judge_id, codec_id=corpus.codec_id, corpus_hash=corpus.corpus_hash)
 
 
+def committed_card(judge: Judge, corpus: Corpus, path: Path) -> pd.DataFrame | None:
+    """The card at `path` if it is this judge's on this corpus (it is deterministic: no need to remake it)."""
+    if not Path(path).is_file():
+        return None
+    card = pd.read_csv(path)
+    same = len(card) and (card.judge_id == judge.judge_id).all() and (card.corpus_hash == corpus.corpus_hash).all()
+    return card if same else None
+
+
 def main(argv=None):
     """`python -m ssmtts.judge`: build (or load) the corpus's judge and write its card to results/judge/."""
     import argparse
@@ -354,15 +363,21 @@ def main(argv=None):
     p.add_argument("--codec", default=os.environ.get("CODEC", "auto"))
     p.add_argument("--out", default="results/judge")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="remake the card even if it is this judge's")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     corpus = build_corpus(codec=a.codec)
     judge = judge_for(corpus, a.profile)
-    card = judge_card(judge, corpus)
     out = Path(a.out)
-    atomic_write_csv(card, out / "card.csv")
     cols = ["split", "input", "n", "cer", "cer_lo", "cer_hi", "per", "per_lo", "per_hi"]
+    old = None if a.force else committed_card(judge, corpus, out / "card.csv")
+    if old is not None:
+        print(f"[judge] {out / 'card.csv'} is this judge's card (--force to remake it)")
+        print(old[cols].round(2).to_string(index=False))
+        return
+    card = judge_card(judge, corpus)
+    atomic_write_csv(card, out / "card.csv")
     (out / "card.md").write_text(card[cols].round(2).to_markdown(index=False) + "\n", encoding="utf-8")
     print(card[cols].round(2).to_string(index=False))
 
