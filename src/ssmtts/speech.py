@@ -80,7 +80,7 @@ def mcd(wav: np.ndarray, ref: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------- the test set
 
-def test_sentences(corpus: Corpus, n: int | None = None) -> list[Utterance]:
+def eval_sentences(corpus: Corpus, n: int | None = None) -> list[Utterance]:
     """The unseen-text set, one voice per sentence (the first n sentences if n is given).
     A corpus without an unseen split (a user's) falls back to its test split."""
     utts = one_per_sentence(corpus.split("unseen")) or sorted(corpus.split("test"), key=lambda u: u.uid)
@@ -212,8 +212,8 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
     meta = {"run_id": run_id, "model": name, "config": mc.name, "backbone": mc.backbone, "seed": seed,
             "decoder_input": mc.decoder_input, "decoder_causal": mc.decoder_causal, "judge_id": judge.judge_id,
             "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash}
-    quick = test_sentences(corpus, schedule.listen_sentences)
-    refs = style_references(corpus, test_sentences(corpus))
+    quick = eval_sentences(corpus, schedule.listen_sentences)
+    refs = style_references(corpus, eval_sentences(corpus))
     curve_path = out / "curve.csv"
     heard = set()
     if curve_path.is_file():
@@ -235,7 +235,7 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
         if progress:
             print(f"[speech] {name} step {res['step']}: PER {row['per']:.1f} % CER {row['cer']:.1f} % "
                   f"({row['train_minutes']:.1f} training min)")
-    utts = test_sentences(corpus, schedule.final_sentences)
+    utts = eval_sentences(corpus, schedule.final_sentences)
     sent = measure(res["model"], corpus, judge, utts, refs, wav_dir=out / "wavs" / mc.name if keep_wavs else None,
                    n_wavs=schedule.n_wavs).assign(**meta)
     with locked(out):
@@ -287,12 +287,7 @@ def locked(folder: Path):
 
 def _append(path: Path, row: dict) -> None:
     with locked(path.parent):
-        new = pd.DataFrame([row])
-        if path.is_file():
-            old = pd.read_csv(path)
-            old = old[~((old.run_id == row["run_id"]) & (old.step == row["step"]))]
-            new = pd.concat([old, new], ignore_index=True)
-        atomic_write_csv(new, path)
+        upsert_rows(path, pd.DataFrame([row]), key=("run_id", "step"))
 
 
 def write_baselines(corpus: Corpus, judge: Judge, out: Path, n: int | None = None) -> pd.DataFrame:
@@ -302,7 +297,7 @@ def write_baselines(corpus: Corpus, judge: Judge, out: Path, n: int | None = Non
         b = pd.read_csv(path)
         if (b.judge_id == judge.judge_id).all() and (b.corpus_hash == corpus.corpus_hash).all() and len(b):
             return b
-    b = baselines(corpus, judge, test_sentences(corpus, n)).assign(judge_id=judge.judge_id, codec_id=corpus.codec_id,
+    b = baselines(corpus, judge, eval_sentences(corpus, n)).assign(judge_id=judge.judge_id, codec_id=corpus.codec_id,
                                                                     corpus_hash=corpus.corpus_hash)
     atomic_write_csv(b, path)
     return b

@@ -20,12 +20,14 @@ def atomic_write_csv(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def upsert_rows(path: Path, rows: pd.DataFrame, key: str = "run_id") -> pd.DataFrame:
-    """Replace any rows of the same run(s) and append: re-running a run never duplicates it."""
+def upsert_rows(path: Path, rows: pd.DataFrame, key: str | tuple[str, ...] = "run_id") -> pd.DataFrame:
+    """Replace any rows of the same key (a column, or several) and append: re-running a run never duplicates it."""
     path = Path(path)
     if path.is_file() and path.stat().st_size > 0:
         old = pd.read_csv(path)
-        old = old[~old[key].isin(set(rows[key]))]
+        cols = [key] if isinstance(key, str) else list(key)
+        new_keys = set(map(tuple, rows[cols].astype(str).to_numpy()))
+        old = old[[k not in new_keys for k in map(tuple, old[cols].astype(str).to_numpy())]]
         rows = pd.concat([old, rows], ignore_index=True) if len(old) else rows
     atomic_write_csv(rows, path)
     return rows
