@@ -48,3 +48,20 @@ def test_layer_profile_splits_matmuls_from_the_rest():
                           "--d-model", "32"], check=True, capture_output=True, text=True, timeout=600).stdout
     line = out.strip().splitlines()[-1]
     assert line.startswith("L=32 d=32") and "matmuls" in line and "everything else" in line
+
+
+def test_train_bench_compares_two_trees_and_times_generation(tmp_path):
+    """Smoke shapes, one round, this tree against HEAD (a git worktree): the CSVs' schema and pairing."""
+    env = {**__import__("os").environ, "SSMTTS_NO_CPU_KERNEL": "1"}   # no second kernel build for the worktree
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_bench.py"), "--profile", "smoke", "--rounds", "1",
+                    "--steps", "1", "--baseline", "HEAD", "--backbones", "mamba,transformer", "--out", str(tmp_path)],
+                   check=True, capture_output=True, timeout=900, env=env)
+    steps = pd.read_csv(tmp_path / "train_step.csv")
+    assert set(steps.tree) == {"baseline", "new"} and set(steps["shape"]) == {"phase1", "phase3"}
+    assert len(steps) == 2 * 2 * 2 and (steps.step_ms > 0).all() and steps.speedup_median.gt(0).all()
+    assert {"fwd_ms", "bwd_ms", "opt_ms", "commit", "config", "params", "round"} <= set(steps.columns)
+    run = pd.read_csv(tmp_path / "train_run.csv")
+    assert list(run.tree) == ["baseline", "new"] and (run.run_wall_s >= run.train_wall_s).all()
+    gen = pd.read_csv(tmp_path / "generation_paper.csv")
+    assert set(gen.backbone) == {"mamba", "transformer"} and (gen.ms_per_frame > 0).all() and (gen.rtf > 0).all()
+    assert gen.groupby("backbone").positions.nunique().eq(8).all()

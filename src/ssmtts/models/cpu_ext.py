@@ -1,5 +1,5 @@
 """Build (once, cached) and load the C++ CPU kernels in `csrc/`: the selective scan, its one-step
-update, and the fused causal depthwise convolution.
+update, the fused causal depthwise convolution, and the codebook head's cross-entropy.
 
 `cpu_ext()` returns the extension module, or None when it cannot be built (no compiler, no
 ninja, or SSMTTS_NO_CPU_KERNEL=1); callers then use their PyTorch fallbacks, which compute
@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 _CSRC = Path(__file__).with_name("csrc")
-_SOURCES = ["bindings.cpp", "selective_scan.cpp", "causal_conv.cpp"]
+_SOURCES = ["bindings.cpp", "selective_scan.cpp", "causal_conv.cpp", "group_xent.cpp"]
 _EXT = None
 _FAILED = False
 

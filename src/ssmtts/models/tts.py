@@ -38,13 +38,18 @@ def window(x: torch.Tensor, start: torch.Tensor, length: int, dim: int) -> torch
     return torch.gather(x, dim, idx)
 
 
-def length_regulate(enc: torch.Tensor, durations: torch.Tensor, n_frames: int) -> torch.Tensor:
+def length_regulate(enc: torch.Tensor, durations: torch.Tensor, n_frames: int,
+                    start: torch.Tensor | None = None) -> torch.Tensor:
     """Repeat symbol states by their durations: enc (B, S, H), durations (B, S) -> (B, n_frames, H).
 
-    Frames past an utterance's total duration repeat its last symbol (they are masked out).
+    With start (B,), frames [start_b, start_b + n_frames) of each item (a training crop) instead
+    of [0, n_frames). Frames past an utterance's total duration repeat its last symbol (they are
+    masked out).
     """
     ends = torch.cumsum(durations, dim=1)                                      # (B, S)
     frames = torch.arange(n_frames, device=enc.device).expand(enc.shape[0], -1)
+    if start is not None:
+        frames = frames + start[:, None]                                       # (B, n_frames)
     idx = torch.searchsorted(ends, frames.contiguous(), right=True).clamp_max(enc.shape[1] - 1)
     return torch.gather(enc, 1, idx[..., None].expand(-1, -1, enc.shape[2]))
 
@@ -107,14 +112,14 @@ class TTSModel(nn.Module):
         ref = ref_codes[:, :, : self.cfg.style_frames]
         return self.style(self.embed_proj(self.embed_codes(ref)))
 
-    def decode(self, regulated, style, prev_codes, pos_offset: int = 0, state=None):
-        """One pass of the audio decoder over l frames.
+    def decode_states(self, regulated, style, prev_codes, pos_offset: int = 0, state=None):
+        """One pass of the audio decoder over l frames, up to the heads.
 
         regulated (B, l, H): text states of these frames; style (B, H);
         prev_codes (B, 8, l): codes of each frame's *previous* frame (START for frame 0); with
             decoder_input="none" only their shape is used (l frames);
         pos_offset: index of the first frame (int, or (B,) per item); state: decoder state from the previous call.
-        Returns logits (B, l, 8, 1024) and the new state.
+        Returns the decoder's output states (B, l, H) and the new state.
         """
         l = prev_codes.shape[2]
         offset = torch.as_tensor(pos_offset, device=prev_codes.device).reshape(-1, 1)  # (1 or B, 1)
@@ -128,8 +133,17 @@ class TTSModel(nn.Module):
             # copying the previous frame, and sees at inference the noise it was trained with
             inp = inp + F.dropout(self.embed_codes(prev_codes), self.cfg.prenet_dropout, training=True)
         x = regulated + style[:, None] + self.embed_proj(inp)                              # (B, l, H)
-        h, state = self.decoder(x, state)
-        return self.heads(h).view(*h.shape[:2], self.cfg.n_codebooks, self.cfg.codebook_size), state
+        return self.decoder(x, state)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Decoder states (B, l, H) -> logits (B, l, 8, 1024). (Training scores the states with the
+        fused head + loss of models/heads.py instead, never materialising these.)"""
+        return self.heads(h).view(*h.shape[:2], self.cfg.n_codebooks, self.cfg.codebook_size)
+
+    def decode(self, regulated, style, prev_codes, pos_offset: int = 0, state=None):
+        """`decode_states` then the heads: logits (B, l, 8, 1024) and the new state."""
+        h, state = self.decode_states(regulated, style, prev_codes, pos_offset, state)
+        return self.logits(h), state
 
     @staticmethod
     def shift_codes(codes: torch.Tensor) -> torch.Tensor:
@@ -137,33 +151,44 @@ class TTSModel(nn.Module):
         return F.pad(codes[..., :-1], (1, 0), value=START)
 
     # ---------------------------------------------------------------- training pass
-    def forward(self, text_ids, durations, codes, ref_codes, crop_start=None, crop_len: int | None = None):
-        """Teacher-forced pass: logits (B, l, 8, 1024) and log-duration predictions (B, S).
+    def states(self, text_ids, durations, codes, ref_codes, crop_start=None, crop_len: int | None = None):
+        """Teacher-forced pass up to the heads: decoder states (B, l, H) and log-duration predictions (B, S).
 
         With crop_start (B,) and crop_len, only frames [start, start + l) of each item are
         decoded (the text is still encoded whole, positions stay absolute); l = T otherwise.
         """
         enc, log_dur = self.encode_text(text_ids)
-        regulated = length_regulate(enc, durations, codes.shape[2])
         prev = self.shift_codes(codes)
         offset = 0
-        if crop_start is not None:
-            regulated = window(regulated, crop_start, crop_len, dim=1)
+        if crop_start is not None:   # only the window's frames are regulated
+            regulated = length_regulate(enc, durations, crop_len, start=crop_start)
             prev = window(prev, crop_start, crop_len, dim=2)
             offset = crop_start
-        logits, _ = self.decode(regulated, self.style_vector(ref_codes), prev, pos_offset=offset)
-        return logits, log_dur
+        else:
+            regulated = length_regulate(enc, durations, codes.shape[2])
+        h, _ = self.decode_states(regulated, self.style_vector(ref_codes), prev, pos_offset=offset)
+        return h, log_dur
 
-    def forward_chunk(self, text_ids, durations, prev_codes, ref_codes, state=None):
+    def forward(self, text_ids, durations, codes, ref_codes, crop_start=None, crop_len: int | None = None):
+        """Teacher-forced pass: logits (B, l, 8, 1024) and log-duration predictions (B, S) (see `states`)."""
+        h, log_dur = self.states(text_ids, durations, codes, ref_codes, crop_start, crop_len)
+        return self.logits(h), log_dur
+
+    def chunk_states(self, text_ids, durations, prev_codes, ref_codes, state=None):
         """One chunk of a long recording, decoded at positions 0..l-1 with the decoder state carried in and out.
 
         text_ids, durations (B, S): the symbols the chunk overlaps, durations clipped to it (summing to l);
-        prev_codes (B, 8, l): each frame's previous-frame codes. Returns (logits, log_dur, state).
+        prev_codes (B, 8, l): each frame's previous-frame codes. Returns (states (B, l, H), log_dur, state).
         """
         enc, log_dur = self.encode_text(text_ids)
         regulated = length_regulate(enc, durations, prev_codes.shape[2])
-        logits, state = self.decode(regulated, self.style_vector(ref_codes), prev_codes, 0, state)
-        return logits, log_dur, state
+        h, state = self.decode_states(regulated, self.style_vector(ref_codes), prev_codes, 0, state)
+        return h, log_dur, state
+
+    def forward_chunk(self, text_ids, durations, prev_codes, ref_codes, state=None):
+        """`chunk_states` then the heads: (logits (B, l, 8, 1024), log_dur, state)."""
+        h, log_dur, state = self.chunk_states(text_ids, durations, prev_codes, ref_codes, state)
+        return self.logits(h), log_dur, state
 
     # ---------------------------------------------------------------- bookkeeping
     def param_counts(self) -> dict:

@@ -17,6 +17,8 @@ torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, tor
                        bool has_prefix, bool silu);
 std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
                                     torch::Tensor dy, bool has_prefix, bool silu);
+std::vector<torch::Tensor> group_xent(torch::Tensor z, torch::Tensor target, torch::Tensor w, int64_t groups,
+                                      bool grad);
 
 // The kernels' inline exp applied to a float32 tensor, lane by lane: for its accuracy test.
 static torch::Tensor inline_exp(torch::Tensor x) {
@@ -40,4 +42,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv_fwd", &conv_fwd, "causal depthwise conv + bias (+ SiLU), forward (CPU)");
   m.def("inline_exp", &inline_exp, "the kernels' inline exp, lane by lane (for tests)");
   m.def("conv_bwd", &conv_bwd, "causal depthwise conv + bias (+ SiLU), backward (CPU)");
+  m.def("group_xent", &group_xent, "cross-entropy over groups of logits, gradient in place (CPU)");
 }
