@@ -149,3 +149,12 @@ def test_load_results_adds_every_milestone_column():
     res = load_results(ROOT / "results", "cpu")
     assert {"train_step_to_99", "val_step_to_5"} <= set(res["runs"].columns)
     assert (res["runs"].phase == "phase1").any()
+
+
+def test_every_claim_is_preregistered_with_an_outcome_a_family_and_a_margin():
+    claims = pd.read_csv(ROOT / "data" / "claims.csv")
+    assert claims.primary_outcome.notna().all() and claims.family.notna().all() and claims.margin_unit.notna().all()
+    assert (claims.equivalence_margin >= 0).all()
+    quality = claims[claims.claim_id.isin(["p1_acc", "p2_k911", "p3_expand", "p5_best"])]
+    assert quality.primary_outcome.str.contains("judge PER").all()        # speech decides quality claims
+    assert (ROOT / "docs" / "preregistration.md").is_file()
