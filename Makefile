@@ -87,10 +87,15 @@ all: data
 	$(MAKE) --no-print-directory ablation speech phases samples report PROFILE=$(PROFILE) THREADS=$(THREADS) && \
 	echo "make all ($(PROFILE)) took $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
 
+BENCH_BASELINE ?= 54469e3
 bench: $(STAMP)
 	$(PY) benchmarks/scan_bench.py --out results/bench
 	$(PY) benchmarks/step_bench.py --out results/bench
 	$(PY) benchmarks/step_bench.py --phase phase1 --label hybrid --backends cpu,cpu+glibc-malloc,pytorch,pytorch+glibc-malloc --out results/bench
+	# training speed vs the commit before the speed work, and paper-size generation (~30 min)
+	$(PY) benchmarks/train_bench.py --baseline $(BENCH_BASELINE) --out results/bench
+	$(PY) benchmarks/profile_step.py --shape phase1 --out results/bench
+	$(PY) benchmarks/profile_step.py --shape phase3 --out results/bench
 
 test: data
 	$(PY) -m pytest -q tests

@@ -93,29 +93,39 @@ def measure(what: str, shape: str, backbone: str, steps: int) -> dict:
 
 
 def measure_generation(backbone: str, frames: int) -> list[dict]:
+    """Both weight precisions of one random model in one process, alternated over three passes."""
     import torch
     from ssmtts.models import ModelConfig, TTSModel
     from ssmtts.models.generate import generate
+    from ssmtts.models.inference import half_weights
     cfg = json.loads(os.environ["BENCH_CONFIG"])["model"]
     torch.manual_seed(0)
     model = TTSModel(ModelConfig(**cfg)).eval()
+    variants = {"float32": model, "float16": half_weights(model, torch.float16)}
     S = 100
     text = np.r_[1, np.arange(S - 1) % 30 + 5]                       # BOS + ordinary letters
     dur = np.full(S, frames // S)                                     # `frames` in all
     ref = np.random.default_rng(0).integers(0, 1024, (8, 150))
-    generate(model, text[:10], ref, durations=np.full(10, 5))        # warm-up (kernels, allocator)
-    g = generate(model, text, ref, durations=dur)
-    ms = g.ms_per_frame
+    runs = {k: [] for k in variants}
+    for m in variants.values():
+        generate(m, text[:10], ref, durations=np.full(10, 5))         # warm-up (kernels, allocator)
+    for _ in range(3):
+        for k, m in variants.items():
+            runs[k].append(generate(m, text, ref, durations=dur))
     rows = []
-    for idx in np.array_split(np.arange(len(ms)), 8):   # eight bins of positions
-        rows.append({"positions": f"{idx[0]}-{idx[-1]}", "ms_per_frame": float(np.median(ms[idx]))})
-    total_s = (ms.sum() + g.encode_ms) / 1000
-    summary = {"config": model.cfg.name, "params": model.param_counts()["total"], "frames": len(ms),
-               "ms_per_frame_median": float(np.median(ms)), "encode_ms": g.encode_ms,
-               "rtf": total_s / (len(ms) / FRAME_RATE),
-               "slope_ms_per_1000_positions": float(np.polyfit(np.arange(len(ms)), ms, 1)[0] * 1000),
-               "threads": torch.get_num_threads()}
-    return [{**summary, **r} for r in rows]
+    for k, gens in runs.items():
+        ms = np.median([g.ms_per_frame for g in gens], axis=0)       # (frames,) median over passes
+        encode_ms = float(np.median([g.encode_ms for g in gens]))
+        total_s = (ms.sum() + encode_ms) / 1000
+        agree = float((gens[0].codes == runs["float32"][0].codes).mean())
+        summary = {"config": model.cfg.name, "weights": k, "params": model.param_counts()["total"],
+                   "frames": len(ms), "ms_per_frame_median": float(np.median(ms)), "encode_ms": encode_ms,
+                   "rtf": total_s / (len(ms) / FRAME_RATE),
+                   "slope_ms_per_1000_positions": float(np.polyfit(np.arange(len(ms)), ms, 1)[0] * 1000),
+                   "greedy_tokens_equal_to_float32": agree, "threads": torch.get_num_threads()}
+        for idx in np.array_split(np.arange(len(ms)), 8):   # eight bins of positions
+            rows.append({**summary, "positions": f"{idx[0]}-{idx[-1]}", "ms_per_frame": float(np.median(ms[idx]))})
+    return rows
 
 
 # ---------------------------------------------------------------- driver
@@ -219,16 +229,17 @@ def main():
         paper = _mamba("smoke" if a.profile == "smoke" else "paper")   # L4_H768_E1.5, as the phases build it
         frames = 100 if a.profile == "smoke" else GEN_FRAMES
         gen_rows = []
+        transformer = replace(paper, backbone="transformer", n_heads=max(2, paper.d_model // 64))
         for rnd in range(a.rounds):
-            for bk, mc in (("mamba", paper), ("transformer", replace(paper, backbone="transformer", n_heads=max(2, paper.d_model // 64)))):
+            for bk, mc in (("mamba", paper), ("transformer", transformer)):
                 for r in child(trees["new"], ["generate", bk, str(frames)], {"model": mc.to_dict()}):
-                    gen_rows.append({"label": "L4_H768_E1.5", "backbone": bk, "round": rnd,
+                    gen_rows.append({"label": f"L4_H768_E1.5 @ H{paper.d_model}", "backbone": bk, "round": rnd,
                                      "commit": commits["new"], **r})
-                print(f"round {rnd} generate {bk:12s} rtf {r['rtf']:.3f}", flush=True)
+                print(f"round {rnd} generate {bk:12s} rtf {r['rtf']:.3f} ({r['weights']})", flush=True)
         df = pd.DataFrame(gen_rows).assign(**env)
         atomic_write_csv(df, out / "generation_paper.csv")
-        print(df.groupby(["backbone", "positions"], sort=False).ms_per_frame.median().unstack(0).to_string())
-        print(df.groupby("backbone").rtf.median().rename("real-time factor (median of rounds)").to_string())
+        print(df.groupby(["backbone", "weights", "positions"], sort=False).ms_per_frame.median().unstack([0, 1]).to_string())
+        print(df.groupby(["backbone", "weights"]).rtf.median().rename("real-time factor (median of rounds)").to_string())
 
 
 if __name__ == "__main__":

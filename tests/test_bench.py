@@ -64,4 +64,5 @@ def test_train_bench_compares_two_trees_and_times_generation(tmp_path):
     assert list(run.tree) == ["baseline", "new"] and (run.run_wall_s >= run.train_wall_s).all()
     gen = pd.read_csv(tmp_path / "generation_paper.csv")
     assert set(gen.backbone) == {"mamba", "transformer"} and (gen.ms_per_frame > 0).all() and (gen.rtf > 0).all()
-    assert gen.groupby("backbone").positions.nunique().eq(8).all()
+    assert gen.groupby(["backbone", "weights"]).positions.nunique().eq(8).all() and set(gen.weights) == {"float32", "float16"}
+    assert gen.greedy_tokens_equal_to_float32.between(0, 1).all()

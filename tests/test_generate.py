@@ -65,6 +65,52 @@ def test_bad_text_gives_the_documented_errors():
         generate(model, [1, 5, 6], ref, durations=[30, 30, 30])
 
 
+@pytest.mark.parametrize("backbone", ["mamba", "transformer"])
+def test_bad_style_references_are_errors_not_crashes(backbone):
+    """An empty reference used to kill the process (SIGFPE in the scan kernel); out-of-range ids gave an
+    opaque IndexError, negative ones were read silently."""
+    model = TTSModel(small(backbone)).eval()
+    with pytest.raises(ValueError, match="no frames"):
+        generate_from_text(model, "Ala", np.zeros((8, 0)), durations=[1, 2, 2, 2])
+    for bad in (-1, 5000):
+        with pytest.raises(ValueError, match=r"ids in \[0, 1024\)"):
+            generate_from_text(model, "Ala", np.full((8, 10), bad), durations=[1, 2, 2, 2])
+    with pytest.raises(ValueError, match="shape"):
+        generate_from_text(model, "Ala", np.zeros((3, 10)), durations=[1, 2, 2, 2])
+
+
+def test_kernels_refuse_empty_and_mismatched_inputs():
+    from ssmtts.models.cpu_ext import cpu_ext
+    from ssmtts.models.scan import selective_scan
+    if cpu_ext() is None:
+        pytest.skip("C++ kernels not built")
+    D, N = 8, 4
+    A = -torch.ones(D, N)
+    for L in (0, 5):
+        u = torch.randn(2, L, D)
+        Bm = torch.randn(2, L, N if L else N)
+        if L == 0:
+            with pytest.raises(RuntimeError, match="non-empty"):
+                selective_scan(u, u.clone(), A, Bm, Bm.clone(), torch.ones(D), backend="cpu")
+        else:
+            with pytest.raises(RuntimeError, match="B and C"):
+                selective_scan(u, u.clone(), A, Bm[:, :, :2], Bm[:, :, :2], torch.ones(D), backend="cpu")
+
+
+def test_half_weight_generation_matches_float32_tokens_mostly():
+    """The float16-weight copy (models/inference.py) changes only the one-frame products, leaves the
+    model passed in untouched, and picks (nearly) the same greedy tokens."""
+    from ssmtts.models.inference import HalfWeightLinear, half_weights
+    torch.manual_seed(0)
+    model = TTSModel(small("mamba", d_model=64)).eval()
+    fast = half_weights(model)
+    assert isinstance(fast.heads, HalfWeightLinear) and isinstance(model.heads, torch.nn.Linear)
+    ids, dur, _, ref = inputs(B=1, T=70)
+    a = generate(model, ids[0], ref[0], durations=dur[0])
+    b = generate(fast, ids[0], ref[0], durations=dur[0])
+    assert (a.codes == b.codes).mean() > 0.9
+
+
 def test_mcd_is_zero_for_identical_audio_and_grows_with_distortion():
     t = np.arange(24000) / 24000
     wav = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)

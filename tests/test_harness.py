@@ -3,6 +3,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import torch
 import pytest
 
 from ssmtts.phases import phase1, run_phase
@@ -45,6 +46,20 @@ def test_killed_run_resumes_from_checkpoint_with_the_same_rows(corpus, tmp_path)
     resumed = run_training(mc, tc, corpus, seed=0, run_id="r", ckpt_dir=tmp_path / "killed", progress=False)
     pd.testing.assert_frame_equal(resumed["curve"].drop(columns=list(TIMING)), full["curve"].drop(columns=list(TIMING)))
     assert resumed["summary"]["status"] == "finished" and resumed["summary"]["steps_done"] == tc.steps
+
+
+def test_truncated_checkpoint_restarts_the_run_with_a_message(corpus, tmp_path, capsys):
+    """Checkpoints load with weights_only=True; one cut short by a kill mid-write (or from an older
+    version) is reported and the run starts over, ending with the rows of an uninterrupted run."""
+    mc, tc = smoke()
+    full = run_training(mc, tc, corpus, seed=0, run_id="r", progress=False)
+    run_training(mc, tc, corpus, seed=0, run_id="r", ckpt_dir=tmp_path, stop_after=3, progress=False)
+    ckpt = tmp_path / "r.pt"
+    assert torch.load(ckpt, weights_only=True)["state"]["step"] == 3
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    again = run_training(mc, tc, corpus, seed=0, run_id="r", ckpt_dir=tmp_path, progress=False)
+    assert "unreadable" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(again["curve"].drop(columns=list(TIMING)), full["curve"].drop(columns=list(TIMING)))
 
 
 def test_diverging_run_is_recorded_and_the_phase_goes_on(corpus, tmp_path, monkeypatch):

@@ -38,7 +38,7 @@ from .models.generate import generate
 from .phases import PHASES
 from .speech import mcd, write_wav
 from .train.data import eval_batches, pick_reference
-from .train.loop import run_training
+from .train.loop import load_checkpoint, run_training
 from .train.results import atomic_write_csv, environment_row
 
 FRAME_RATE = 75.0
@@ -85,13 +85,13 @@ def load_or_retrain(phase: str, label: str, corpus: Corpus, results_dir: Path, p
     ckpt = ckpt_dir / f"{run_id}.pt"
     info = {"run_id": run_id, "phase": phase, "label": label, "config": mc.name, "backbone": mc.backbone}
     recorded = _recorded_row(results_dir, phase, run_id)
-    blob = torch.load(ckpt, weights_only=False) if ckpt.is_file() else None
+    blob = load_checkpoint(ckpt) if ckpt.is_file() else None
     if blob is None or blob["state"]["step"] < trains[protocol].steps:
         print(f"[samples] {run_id}: no finished checkpoint, retraining it (seed {seed}) ...")
         res = run_training(mc, trains[protocol], corpus, seed, run_id, ckpt_dir, device, progress=True)
         info["retrained"] = True
         info["retrained_final_val_acc"] = res["summary"]["final_val_acc"]
-        blob = torch.load(ckpt, weights_only=False)
+        blob = load_checkpoint(ckpt)
     model = TTSModel(ModelConfig.from_dict(blob["model_config"])).to(device)
     model.load_state_dict(blob["model"])
     model.eval()

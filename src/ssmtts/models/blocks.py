@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .attention import MLP, Attention
 from .config import ModelConfig
-from .conv import causal_conv
+from .conv import causal_conv, centred_conv
 from .mamba import MambaLayer
 from .mamba2 import Mamba2Layer
 
@@ -33,11 +32,8 @@ class ConvBranch(nn.Module):
 
     def forward(self, x, prefix=None):
         if self.causal:
-            y, prefix = causal_conv(x, self.conv.weight, self.conv.bias, prefix)
-        else:
-            left = (self.kernel - 1) // 2
-            y = self.conv(F.pad(x.transpose(1, 2), (left, self.kernel - 1 - left))).transpose(1, 2)
-        return F.gelu(y), prefix
+            return causal_conv(x, self.conv.weight, self.conv.bias, prefix, activation="gelu")
+        return centred_conv(x, self.conv.weight, self.conv.bias, activation="gelu"), prefix
 
 
 class Block(nn.Module):

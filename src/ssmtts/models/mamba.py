@@ -17,6 +17,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .conv import causal_conv
 from .scan import selective_scan, selective_state_update
@@ -77,17 +78,31 @@ class MambaLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None, scan_backend: str = "auto"):
         conv_state, ssm_state = state if state is not None else (None, None)
+        if scan_backend in ("auto", "step") and x.shape[1] == 1 and ssm_state is not None \
+                and not torch.is_grad_enabled():                       # generation: one frame, no graph
+            return self.step(x, state)
         x_in, z = _SplitLinear.apply(x, self.in_proj.weight, self.d_inner)  # (B, L, Din) each
-        x_c, conv_state = causal_conv(x_in, self.conv1d.weight, self.conv1d.bias, conv_state, silu=True)
+        x_c, conv_state = causal_conv(x_in, self.conv1d.weight, self.conv1d.bias, conv_state, activation="silu")
         dt, Bm, Cm = self.x_proj(x_c).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = dt @ self.dt_proj.weight.T                                # (B, L, Din); bias goes in the scan
         A = -torch.exp(self.A_log.float())                             # (Din, N)
-        if scan_backend in ("auto", "step") and x.shape[1] == 1 and ssm_state is not None \
-                and not torch.is_grad_enabled():                       # generation: one frame, no graph
-            h = ssm_state.clone()
-            y = selective_state_update(h, x_c[:, 0], dt[:, 0], A, Bm[:, 0], Cm[:, 0], self.D, z[:, 0],
-                                       self.dt_proj.bias)
-            return self.out_proj(y[:, None]), (conv_state, h)
         y, ssm_state = selective_scan(x_c, dt, A, Bm, Cm, self.D, z=z, delta_bias=self.dt_proj.bias,
                                       h0=ssm_state, backend="auto" if scan_backend == "step" else scan_backend)
         return self.out_proj(y), (conv_state, ssm_state)
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor, state):
+        """One frame: x (B, 1, H), state (conv (B, d_conv-1, Din), ssm (B, Din, N)) -> (y (B, 1, H), new state).
+
+        The projections are module calls (one matrix-vector product each; `inference.half_weights`
+        can swap them), the SSM update is the one-step kernel. The state passed in is not modified.
+        """
+        conv_state, ssm_state = state
+        x_in, z = self.in_proj(x).chunk(2, dim=-1)                     # (B, 1, Din) each
+        x_c, conv_state = causal_conv(x_in, self.conv1d.weight, self.conv1d.bias, conv_state, activation="silu")
+        dt, Bm, Cm = self.x_proj(x_c[:, 0]).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, self.dt_proj.weight)                         # (B, Din); bias goes in the update
+        h = ssm_state.clone()
+        y = selective_state_update(h, x_c[:, 0], dt, -torch.exp(self.A_log.float()), Bm, Cm, self.D, z[:, 0],
+                                   self.dt_proj.bias)                  # (B, Din); h updated in place
+        return self.out_proj(y[:, None]), (conv_state, h)

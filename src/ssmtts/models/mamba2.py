@@ -68,7 +68,7 @@ class Mamba2Layer(nn.Module):
         conv_state, ssm_state = state if state is not None else (None, None)
         Bsz, L, _ = x.shape
         z, xBC, dt = self.in_proj(x).split([self.d_inner, self.d_inner + 2 * self.d_state, self.n_heads], dim=-1)
-        xBC, conv_state = causal_conv(xBC, self.conv1d.weight, self.conv1d.bias, conv_state, silu=True)
+        xBC, conv_state = causal_conv(xBC, self.conv1d.weight, self.conv1d.bias, conv_state, activation="silu")
         xs, Bm, Cm = xBC.split([self.d_inner, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(dt + self.dt_bias)                               # (B, L, heads)
         A = -torch.exp(self.A_log)                                       # (heads,)

@@ -109,6 +109,15 @@ class TTSModel(nn.Module):
         return enc, self.duration(enc).squeeze(-1)
 
     def style_vector(self, ref_codes: torch.Tensor) -> torch.Tensor:
+        """Style reference codes (B, 8, R), R >= 1, ids in [0, codebook_size) -> style vector (B, H)."""
+        C, K = self.cfg.n_codebooks, self.cfg.codebook_size
+        if ref_codes.dim() != 3 or ref_codes.shape[1] != C:
+            raise ValueError(f"style reference codes must be ({C}, frames) per item, got shape {tuple(ref_codes.shape)}")
+        if ref_codes.shape[2] == 0:
+            raise ValueError("the style reference has no frames: pass the codes of at least one frame of another utterance")
+        lo, hi = int(ref_codes.min()), int(ref_codes.max())
+        if lo < 0 or hi >= K:
+            raise ValueError(f"style reference codes must be ids in [0, {K}), got values from {lo} to {hi}")
         ref = ref_codes[:, :, : self.cfg.style_frames]
         return self.style(self.embed_proj(self.embed_codes(ref)))
 

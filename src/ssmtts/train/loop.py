@@ -151,6 +151,32 @@ def _save_atomic(obj, path: Path):
     os.replace(tmp, path)
 
 
+def _plain(x):
+    """numpy scalars and arrays -> Python numbers and lists, recursively, so a checkpoint holds only
+    what `torch.load(weights_only=True)` accepts (tensors, containers, numbers, strings)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """A run's checkpoint loaded with weights_only=True (a shared file cannot run code), or None, with a
+    message, when it is unreadable (truncated by a kill, or written by a version that pickled other
+    objects): the run then starts from scratch and overwrites it."""
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as e:   # truncated zip, unpickling refused, ...
+        print(f"[train] checkpoint {path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+              "starting this run from scratch")
+        return None
+
+
 def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, run_id: str,
                  ckpt_dir: Path | None = None, device: str | torch.device = "cpu",
                  stop_after: int | None = None, progress: bool = True) -> dict:
@@ -174,8 +200,8 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
     st = {"step": 0, "curve": [], "times": [], "mem": [], "wall_s": 0.0, "status": "running", "loss_acc": [],
           "carry": None, "positions": []}
     ckpt = Path(ckpt_dir) / f"{run_id}.pt" if ckpt_dir else None
-    if ckpt and ckpt.is_file():
-        blob = torch.load(ckpt, weights_only=False)
+    blob = load_checkpoint(ckpt) if ckpt and ckpt.is_file() else None
+    if blob is not None:
         model.load_state_dict(blob["model"]), opt.load_state_dict(blob["opt"]), sched.load_state_dict(blob["sched"])
         torch.set_rng_state(blob["rng"])
         st = {"carry": None, "positions": [], **blob["state"]}
@@ -243,7 +269,7 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
         if ckpt and ((step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps):
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                          "rng": torch.get_rng_state(), "state": st, "model_config": mc.to_dict()}, ckpt)
+                          "rng": torch.get_rng_state(), "state": _plain(st), "model_config": mc.to_dict()}, ckpt)
         if stop_after is not None and step + 1 >= stop_after and step + 1 < tc.steps:
             return {"summary": None, "curve": pd.DataFrame(st["curve"]), "milestones": None, "model": model,
                     "step": st["step"], "wall_s": st["wall_s"]}

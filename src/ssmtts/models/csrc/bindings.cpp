@@ -14,9 +14,9 @@ std::vector<torch::Tensor> scan_bwd(torch::Tensor u, torch::Tensor delta, torch:
 torch::Tensor state_step(torch::Tensor state, torch::Tensor x, torch::Tensor dt, torch::Tensor A, torch::Tensor Bm,
                          torch::Tensor Cm, torch::Tensor Dv, torch::Tensor z, torch::Tensor bias, bool has_z);
 torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
-                       bool has_prefix, bool silu);
+                       bool has_prefix, int64_t act);
 std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
-                                    torch::Tensor dy, bool has_prefix, bool silu);
+                                    torch::Tensor dy, bool has_prefix, int64_t act);
 std::vector<torch::Tensor> group_xent(torch::Tensor z, torch::Tensor target, torch::Tensor w, int64_t groups,
                                       bool grad);
 
@@ -39,8 +39,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("step", &state_step, "one-frame selective state update, in place (CPU)");
   m.def("fwd", &scan_fwd, "selective scan forward (CPU)");
   m.def("bwd", &scan_bwd, "selective scan backward (CPU)");
-  m.def("conv_fwd", &conv_fwd, "causal depthwise conv + bias (+ SiLU), forward (CPU)");
+  m.def("conv_fwd", &conv_fwd, "causal depthwise conv + bias (+ SiLU or GELU), forward (CPU)");
   m.def("inline_exp", &inline_exp, "the kernels' inline exp, lane by lane (for tests)");
-  m.def("conv_bwd", &conv_bwd, "causal depthwise conv + bias (+ SiLU), backward (CPU)");
+  m.def("conv_bwd", &conv_bwd, "causal depthwise conv + bias (+ SiLU or GELU), backward (CPU)");
   m.def("group_xent", &group_xent, "cross-entropy over groups of logits, gradient in place (CPU)");
 }

@@ -1,7 +1,7 @@
-// Causal depthwise convolution along time, with the bias and an optional SiLU fused (CPU, float32).
+// Causal depthwise convolution along time, with the bias and an optional SiLU or GELU fused (CPU, float32).
 //
 //   xp = [prefix ; x]  (B, K-1+L, C)     pre[b, t, c] = bias[c] + sum_k w[c, k] xp[b, t+k, c]
-//   y = silu(pre) (or pre)               (B, L, C), contiguous
+//   y = act(pre), act = none | silu | gelu (0, 1, 2)    (B, L, C), contiguous
 //
 // In PyTorch ops this is a concatenation, K shifted products, K-1 sums, the bias and the SiLU:
 // ~2K+3 passes over a (B, L, C) tensor forward and as many backward, each allocating a new one.
@@ -18,19 +18,26 @@
 struct ConvArgs {
   int64_t Bsz, L, C, K, sb, st;   // x strides: batch, time (channels are contiguous)
   const float *x, *w, *bias, *prefix;
-  bool has_prefix, silu;
+  bool has_prefix;
+  int64_t act;   // 0 none, 1 SiLU, 2 GELU
 };
 
 static ConvArgs conv_args(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
-                          const torch::Tensor& prefix, bool has_prefix, bool silu) {
+                          const torch::Tensor& prefix, bool has_prefix, int64_t act) {
+  TORCH_CHECK(act >= 0 && act <= 2, "causal_conv: activation code must be 0 (none), 1 (SiLU) or 2 (GELU)");
   TORCH_CHECK(x.dim() == 3 && x.stride(2) == 1, "causal_conv: x must be (B, L, C) with contiguous channels");
   TORCH_CHECK(x.scalar_type() == torch::kFloat32, "causal_conv: float32 only");
+  TORCH_CHECK(x.size(0) > 0 && x.size(1) > 0 && x.size(2) > 0, "causal_conv: empty input ", x.sizes());
+  TORCH_CHECK(w.dim() == 2 && w.size(0) == x.size(2) && w.size(1) > 0, "causal_conv: w must be (C, K), got ", w.sizes());
+  TORCH_CHECK(bias.numel() == x.size(2), "causal_conv: bias needs C = ", x.size(2), " entries");
+  if (has_prefix) TORCH_CHECK(prefix.dim() == 3 && prefix.size(0) == x.size(0) && prefix.size(1) == w.size(1) - 1 &&
+                              prefix.size(2) == x.size(2), "causal_conv: prefix must be (B, K-1, C), got ", prefix.sizes());
   ConvArgs a;
   a.Bsz = x.size(0); a.L = x.size(1); a.C = x.size(2); a.K = w.size(1);
   a.sb = x.stride(0); a.st = x.stride(1);
   a.x = x.data_ptr<float>(); a.w = w.data_ptr<float>(); a.bias = bias.data_ptr<float>();
   a.prefix = has_prefix ? prefix.data_ptr<float>() : nullptr;
-  a.has_prefix = has_prefix; a.silu = silu;
+  a.has_prefix = has_prefix; a.act = act;
   return a;
 }
 
@@ -73,8 +80,8 @@ struct ConvTile {
 };
 
 torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
-                       bool has_prefix, bool silu) {
-  const ConvArgs a = conv_args(x, w, bias, prefix, has_prefix, silu);
+                       bool has_prefix, int64_t act) {
+  const ConvArgs a = conv_args(x, w, bias, prefix, has_prefix, act);
   auto y = torch::empty({a.Bsz, a.L, a.C}, x.options());
   float* yp = y.data_ptr<float>();
   const int64_t n_blocks = (a.C + W - 1) / W, n_groups = (n_blocks + GROUP - 1) / GROUP, K = a.K;
@@ -88,7 +95,7 @@ torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, tor
           const int64_t c0 = (blk0 + gi) * W;
           const int nw = (int)std::min<int64_t>(W, a.C - c0);
           const vf pre = pre_at(a, &wk[gi * K], bb[gi], b, t, c0, nw);
-          store_lanes(yp + (b * a.L + t) * a.C + c0, nw, a.silu ? pre * sigmoid(pre) : pre);
+          store_lanes(yp + (b * a.L + t) * a.C + c0, nw, a.act == 1 ? pre * sigmoid(pre) : a.act == 2 ? gelu(pre) : pre);
         }
     }
   });
@@ -97,8 +104,8 @@ torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, tor
 
 // Returns dx (B, L, C), dprefix (B, K-1, C) (empty without a prefix), dw (C, K), dbias (C).
 std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
-                                    torch::Tensor dy, bool has_prefix, bool silu) {
-  const ConvArgs a = conv_args(x, w, bias, prefix, has_prefix, silu);
+                                    torch::Tensor dy, bool has_prefix, int64_t act) {
+  const ConvArgs a = conv_args(x, w, bias, prefix, has_prefix, act);
   dy = dy.contiguous();
   const float* dyp = dy.data_ptr<float>();
   auto dx = torch::empty({a.Bsz, a.L, a.C}, x.options());
@@ -128,11 +135,15 @@ std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Ten
           vf* dwg = &dwk[gi * K];
           for (int64_t k = 0; k < K; ++k) xr[k] = xp_row(a, b, t + k, c0, nw);
           vf g = load_lanes(dyp + (b * a.L + t) * a.C + c0, nw);
-          if (a.silu) {
+          if (a.act) {
             vf pre = bb[gi];
             for (int64_t k = 0; k < K; ++k) pre += wg[k] * xr[k];
-            const vf sg = sigmoid(pre);
-            g *= sg * (1.f + pre * (1.f - sg));
+            if (a.act == 1) {
+              const vf sg = sigmoid(pre);
+              g *= sg * (1.f + pre * (1.f - sg));
+            } else {
+              g *= gelu_grad(pre);
+            }
           }
           rg[t % K] = g;
           db[gi] += g;

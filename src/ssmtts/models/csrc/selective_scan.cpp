@@ -268,6 +268,18 @@ static void bwd_impl(const Args& a, const float* ckpt, const float* dout, const 
 static Args make_args(torch::Tensor& u, torch::Tensor& delta, torch::Tensor& A, torch::Tensor& Bm,
                       torch::Tensor& Cm, torch::Tensor& Dv, torch::Tensor& z, torch::Tensor& bias,
                       torch::Tensor& h0, bool has_z, bool has_h0) {
+  // shapes are checked here, so a bad call is a Python error, never a crash or a signal (L = 0 would divide by 0)
+  TORCH_CHECK(u.dim() == 3 && u.size(0) > 0 && u.size(1) > 0 && u.size(2) > 0,
+              "selective scan: u must be a non-empty (B, L, D) tensor, got ", u.sizes());
+  TORCH_CHECK(delta.sizes() == u.sizes(), "selective scan: delta ", delta.sizes(), " != u ", u.sizes());
+  TORCH_CHECK(A.dim() == 2 && A.size(0) == u.size(2) && A.size(1) > 0, "selective scan: A must be (D, N), got ", A.sizes());
+  for (const auto* t : {&Bm, &Cm})
+    TORCH_CHECK(t->dim() == 3 && t->size(0) == u.size(0) && t->size(1) == u.size(1) && t->size(2) == A.size(1),
+                "selective scan: B and C must be (B, L, N), got ", t->sizes());
+  TORCH_CHECK(Dv.numel() == u.size(2) && bias.numel() == u.size(2), "selective scan: D and bias need D entries");
+  if (has_h0) TORCH_CHECK(h0.dim() == 3 && h0.size(0) == u.size(0) && h0.size(1) == u.size(2) && h0.size(2) == A.size(1),
+                          "selective scan: h0 must be (B, D, N), got ", h0.sizes());
+  if (has_z) TORCH_CHECK(z.sizes() == u.sizes(), "selective scan: z ", z.sizes(), " != u ", u.sizes());
   Args a;
   a.Bsz = u.size(0); a.L = u.size(1); a.D = u.size(2); a.N = A.size(1);
   a.n_blocks = (a.D + W - 1) / W; a.n_chunks = (a.L + CHUNK - 1) / CHUNK;

@@ -78,6 +78,23 @@ static inline vf log1p_unit(vf y) {
 // softplus(x) = max(x, 0) + log1p(exp(-|x|)): one branch-free form for every x.
 static inline vf softplus(vf x) { return vmax(x, splat(0.f)) + log1p_unit(fast_exp(-vmax(x, -x))); }
 static inline vf sigmoid(vf x) { return 1.f / (1.f + fast_exp(-x)); }
+// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), odd-extended: GELU's exact form needs it.
+static inline vf erf_approx(vf x) {
+  const vf ax = vmax(x, -x);
+  const vf t = 1.f / (1.f + 0.3275911f * ax);
+  vf p = splat(1.061405429f);
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const vf r = 1.f - p * t * fast_exp(-ax * ax);
+  return x < 0.f ? -r : r;
+}
+// GELU (erf form, as torch's default) and its derivative 0.5 (1 + erf(x/sqrt2)) + x phi(x).
+static inline vf gelu(vf x) { return 0.5f * x * (1.f + erf_approx(x * 0.70710678118654752f)); }
+static inline vf gelu_grad(vf x) {
+  return 0.5f * (1.f + erf_approx(x * 0.70710678118654752f)) + x * 0.39894228040143268f * fast_exp(-0.5f * x * x);
+}
 static inline float hsum(vf v) { float s = 0.f; for (int j = 0; j < W; ++j) s += v[j]; return s; }
 
 // The W lanes of one row from channel c0 on; lanes past the last channel (nw < W) read as 0 and
