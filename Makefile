@@ -12,7 +12,7 @@ export MALLOC_TRIM_THRESHOLD_=4294967296
 export MALLOC_TOP_PAD_=1073741824
 export CODEC
 
-.PHONY: venv data judge ablation speech phase1 phase2 phase3 phase4 phase5 phases samples report all bench test notebooks lab
+.PHONY: venv data judge ablation speech phase1 phase2 phase3 phase4 phase5 phases samples report all bench timing test notebooks lab
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -86,6 +86,11 @@ all: data
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory ablation speech phases samples report PROFILE=$(PROFILE) THREADS=$(THREADS) && \
 	echo "make all ($(PROFILE)) took $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
+
+# the timing pass: a phase's configurations timed side by side in fresh processes (cost claims come from it)
+PHASE ?= phase1
+timing: data
+	$(PY) -m ssmtts.timing --phase $(PHASE) --profile $(PROFILE) --out $(RESULTS)
 
 BENCH_BASELINE ?= 54469e3
 bench: $(STAMP)

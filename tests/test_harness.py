@@ -11,7 +11,7 @@ from ssmtts.train.loop import TrainConfig, run_training
 from ssmtts.train.metrics import ACC_THRESHOLDS, milestones
 from ssmtts.train.results import atomic_write_csv, mean_ci, upsert_rows
 
-TIMING = ("wall_s",)
+TIMING = ("wall_s", "eval_s")
 
 
 def smoke():
@@ -128,3 +128,16 @@ def test_mean_ci():
 def test_bad_train_config():
     with pytest.raises(ValueError, match="protocol"):
         TrainConfig(protocol="train-on-test")
+
+
+def test_timing_pass_rows_and_order_independent_memory(tmp_path):
+    """The timing pass (ssmtts.timing): every configuration in a fresh process, order swapped each round;
+    a configuration's working memory does not depend on whether it ran first or last."""
+    from ssmtts.timing import timing_pass
+    df = timing_pass("phase1", "smoke", rounds=2, steps=2, warmup=1, threads=1, out_dir=tmp_path)
+    assert (tmp_path / "phase1" / "timing.csv").is_file()
+    assert len(df) == 2 * 2 and set(df.label) == {"transformer", "hybrid"}
+    assert (df.step_ms > 0).all() and (df.work_mb > 0).all() and (df.threads == 1).all()
+    for label, g in df.groupby("label"):
+        first, last = g.loc[g.position == 0, "work_mb"].iloc[0], g.loc[g.position == 1, "work_mb"].iloc[0]
+        assert abs(first - last) <= 0.1 * max(first, last), (label, first, last)

@@ -75,7 +75,7 @@ def test_phase4_smoke_records_positions_and_resumes_statefully(corpus, tmp_path)
     full = run_training(mc, tc, corpus, 0, "full", tmp_path / "a", progress=False)
     run_training(mc, tc, corpus, 0, "cut", tmp_path / "b", stop_after=4, progress=False)
     resumed = run_training(mc, tc, corpus, 0, "cut", tmp_path / "b", progress=False)
-    drop = ["wall_s"]
+    drop = ["wall_s", "eval_s"]
     pd.testing.assert_frame_equal(full["curve"].drop(columns=drop), resumed["curve"].drop(columns=drop))
     pos = full["positions"]
     assert set(pos.split) == {"train", "val"} and pos.chunk.max() >= 1 and (pos.state_rms > 0).all()

@@ -90,6 +90,13 @@ class MambaLayer(nn.Module):
                                       h0=ssm_state, backend="auto" if scan_backend == "step" else scan_backend)
         return self.out_proj(y), (conv_state, ssm_state)
 
+    def _step_A(self) -> torch.Tensor:
+        """A = -exp(A_log) (Din, N), computed once per version of A_log (a frame would redo it per layer)."""
+        key = (self.A_log.data_ptr(), self.A_log._version)
+        if getattr(self, "_A_key", None) != key:
+            self._A, self._A_key = -torch.exp(self.A_log.detach().float()), key
+        return self._A
+
     @torch.no_grad()
     def step(self, x: torch.Tensor, state):
         """One frame: x (B, 1, H), state (conv (B, d_conv-1, Din), ssm (B, Din, N)) -> (y (B, 1, H), new state).
@@ -103,6 +110,6 @@ class MambaLayer(nn.Module):
         dt, Bm, Cm = self.x_proj(x_c[:, 0]).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight)                         # (B, Din); bias goes in the update
         h = ssm_state.clone()
-        y = selective_state_update(h, x_c[:, 0], dt, -torch.exp(self.A_log.float()), Bm, Cm, self.D, z[:, 0],
+        y = selective_state_update(h, x_c[:, 0], dt, self._step_A(), Bm, Cm, self.D, z[:, 0],
                                    self.dt_proj.bias)                  # (B, Din); h updated in place
         return self.out_proj(y[:, None]), (conv_state, h)

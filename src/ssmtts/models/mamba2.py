@@ -73,9 +73,14 @@ class Mamba2Layer(nn.Module):
         dt = F.softplus(dt + self.dt_bias)                               # (B, L, heads)
         A = -torch.exp(self.A_log)                                       # (heads,)
         xh = xs.view(Bsz, L, self.n_heads, self.head_dim)
-        pad = (-L) % self.chunk  # zero input and zero decay-exponent leave the state unchanged
+        # the fewest chunks of at most `self.chunk` steps, as equal as possible (L = 96: two of 48, no
+        # padding, where chunks of 64 would pad a third of the work); zero input and zero
+        # decay-exponent in the padding leave the state unchanged
+        n_chunks = -(-L // self.chunk)
+        chunk = -(-L // n_chunks)
+        pad = n_chunks * chunk - L
         y, ssm_state = ssd(F.pad(xh * dt[..., None], (0, 0, 0, 0, 0, pad)), F.pad(A * dt, (0, 0, 0, pad)),
-                           F.pad(Bm, (0, 0, 0, pad)), F.pad(Cm, (0, 0, 0, pad)), self.chunk, ssm_state)
+                           F.pad(Bm, (0, 0, 0, pad)), F.pad(Cm, (0, 0, 0, pad)), chunk, ssm_state)
         y = y[:, :L] + xh * self.D[:, None]
         y = self.norm(y.reshape(Bsz, L, self.d_inner) * F.silu(z))
         return self.out_proj(y), (conv_state, ssm_state)

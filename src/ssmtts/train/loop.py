@@ -252,6 +252,7 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
             st["times"].append((t1 - t0, t2 - t1, t3 - t2, t3 - t0, int(mask.sum())))
         st["mem"].append(_memory_mb(device))
         if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
+            t_eval = time.perf_counter()
             if tc.chunked:
                 (tr, tr_pos), (va, va_pos) = (evaluate_chunks(model, train_eval, stateful, device),
                                               evaluate_chunks(model, val, stateful, device))
@@ -261,7 +262,9 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
                 tr, va = evaluate(model, train_eval, ref_pool, tc, device), evaluate(model, val, ref_pool, tc, device)
             ce_mean, dl_mean = np.mean(st["loss_acc"], axis=0)
             st["loss_acc"] = []
-            st["curve"].append({"step": step + 1, "wall_s": st["wall_s"], "lr": sched.get_last_lr()[0],
+            st["eval_s"] = st.get("eval_s", 0.0) + time.perf_counter() - t_eval   # the scoring sets' cost
+            st["curve"].append({"step": step + 1, "wall_s": st["wall_s"], "eval_s": time.perf_counter() - t_eval,
+                                "lr": sched.get_last_lr()[0],
                                 "train_loss_ce": ce_mean, "train_loss_dur": dl_mean,
                                 **{f"train_{k}": v for k, v in tr.items()}, **{f"val_{k}": v for k, v in va.items()}})
             bar.set_postfix(train_acc=f"{tr['acc']:.1f}", val_acc=f"{va['acc']:.1f}")
@@ -294,7 +297,7 @@ def _finish(model, mc, tc, st, device) -> dict:
          "mem_kind": "cuda_peak_allocated" if device.type == "cuda" else "cpu_rss",
          "mem_peak_mb": float(np.max(st["mem"])) if st["mem"] else np.nan,
          "mem_mean_mb": float(np.mean(st["mem"])) if st["mem"] else np.nan,
-         "train_wall_s": st["wall_s"]}
+         "train_wall_s": st["wall_s"], "eval_wall_s": st.get("eval_s", 0.0)}
     s.update({f"params_{k}": v for k, v in model.param_counts().items()})
     if len(curve):
         last = curve.iloc[-1]
