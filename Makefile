@@ -20,6 +20,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@command -v g++ >/dev/null || echo "note: no g++ found; the CPU scan kernel falls back to a slower parallel scan (apt-get install g++)"
 	test -d .venv || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
+	# TORCH_INDEX=https://download.pytorch.org/whl/cpu: the CPU wheel of torch from PyTorch's index (a stock
+	# Linux pip resolves torch==2.13.0 to the CUDA build, several GB of CUDA libraries)
+	$(if $(TORCH_INDEX),$(PY) -m pip install -q torch==2.13.0 --index-url $(TORCH_INDEX),)
 	$(PY) -m pip install -q -r requirements.txt
 	# encodec 0.1.1 declares torchaudio, whose wheels force another torch build: install it alone
 	$(PY) -m pip install -q --no-deps encodec==0.1.1

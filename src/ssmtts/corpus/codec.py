@@ -64,6 +64,23 @@ def find_encodec_weights(weights_dir: str | Path | None = None) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
+def checked_codes(codes, n_codebooks: int = N_CODEBOOKS, codebook_size: int = CODEBOOK_SIZE) -> np.ndarray:
+    """Codes to decode as int64 (n_codebooks, T), T >= 1, every id in [0, codebook_size); a ValueError
+    naming the problem otherwise (a negative id would silently wrap around in an index)."""
+    a = np.asarray(codes)
+    if a.ndim != 2 or a.shape[0] != n_codebooks:
+        raise ValueError(f"codes must have shape ({n_codebooks}, frames), got {a.shape}")
+    if a.shape[1] == 0:
+        raise ValueError("codes have no frames: nothing to decode")
+    if not np.issubdtype(a.dtype, np.integer):
+        if not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all() or (a != np.round(a)).any():
+            raise ValueError(f"codes must be whole numbers, got dtype {a.dtype}")
+    lo, hi = a.min(), a.max()
+    if lo < 0 or hi >= codebook_size:
+        raise ValueError(f"codes must be ids in [0, {codebook_size}), got values from {lo} to {hi}")
+    return a.astype(np.int64)
+
+
 class EncodecCodec:
     """EnCodec 24 kHz, 6 kbps (8 codebooks). `pretrained=False` is for tests of the code path only."""
     n_codebooks, codebook_size, sample_rate, frame_rate = N_CODEBOOKS, CODEBOOK_SIZE, SAMPLE_RATE, SAMPLE_RATE / HOP
@@ -104,7 +121,7 @@ class EncodecCodec:
 
     @torch.no_grad()
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        c = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None]
+        c = torch.from_numpy(checked_codes(codes))[None]
         return self.model.decode([(c, None)])[0, 0].numpy()
 
 
@@ -208,7 +225,7 @@ class MelKMeansCodec:
         return self.quantize(log_mel(wav)).numpy().astype(np.int16)
 
     def codes_to_mel(self, codes: np.ndarray, n_stages: int = N_CODEBOOKS) -> torch.Tensor:
-        c = torch.as_tensor(np.asarray(codes, dtype=np.int64))
+        c = torch.as_tensor(checked_codes(codes))
         return sum(self.codebooks[s][c[s]] for s in range(n_stages))
 
     def decode(self, codes: np.ndarray, n_iter: int = 32) -> np.ndarray:

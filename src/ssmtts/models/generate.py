@@ -57,6 +57,18 @@ def sample(logits: torch.Tensor, temperature: float, top_k: int | None, generato
     return flat.view(probs.shape[:-1])
 
 
+def checked_durations(durations) -> np.ndarray:
+    """Given durations as int64 frames per symbol: finite, whole and >= 0, or a ValueError saying which is not."""
+    d = np.asarray(durations)
+    if d.ndim != 1:
+        raise ValueError(f"durations must be one number of frames per symbol, got shape {d.shape}")
+    if d.dtype == object or not (np.issubdtype(d.dtype, np.integer) or np.issubdtype(d.dtype, np.floating)):
+        raise ValueError(f"durations must be numbers, got dtype {d.dtype}")
+    if not np.isfinite(d).all() or (d != np.round(d)).any() or (d < 0).any() or (d > 2**31).any():
+        raise ValueError(f"durations must be whole numbers of frames, 0 .. 2^31, got {d.tolist()[:20]}")
+    return d.astype(np.int64)
+
+
 @torch.inference_mode()   # no autograd bookkeeping at all: a frame is ~100 small ops
 def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperature: float = 0.0,
              top_k: int | None = 50, seed: int = 0, max_frames: int | None = None, stream: bool = False) -> Generated:
@@ -80,7 +92,7 @@ def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperatur
     t0 = time.perf_counter()
     enc, log_dur = model.encode_text(text_ids)                                                   # (1, S, H), (1, S)
     dur = predicted_durations(log_dur) if durations is None else \
-        torch.as_tensor(np.asarray(durations), dtype=torch.long, device=device)[None]
+        torch.as_tensor(checked_durations(durations), device=device)[None]
     if dur.shape != text_ids.shape:
         raise ValueError(f"durations have shape {tuple(dur.shape[1:])}, text has {text_ids.shape[1]} symbols")
     T = int(dur.sum())
