@@ -24,6 +24,7 @@ its configuration, the codec and the training utterances; loading uses `weights_
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +41,7 @@ from tqdm.auto import tqdm
 from .corpus.build import Corpus, Utterance, read_wav
 from .corpus.codec import log_mel
 from .corpus.text import LETTERS_LOWER, normalize
+from .files import atomic_torch_save, atomic_write_bytes
 from .runtime import keep_freed_memory
 
 JUDGE_VERSION = "ctc-dilated-conv-v1"
@@ -162,9 +164,7 @@ class Judge:
     def save(self, path: Path) -> None:
         blob = {"state_dict": self.net.state_dict(), "phonemes": self.phonemes, "mean": self.mean, "std": self.std,
                 "config": asdict(self.config), "judge_id": self.judge_id, "version": JUDGE_VERSION}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(path)
+        atomic_torch_save(blob, path)
 
     @classmethod
     def load(cls, path: Path) -> "Judge":
@@ -214,9 +214,9 @@ def roundtrip_wav(corpus: Corpus, utt: Utterance) -> np.ndarray:
         return np.load(path)
     wav = corpus.codec.decode(utt.codes).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    np.save(tmp, wav)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    np.save(buf, wav)
+    atomic_write_bytes(path, buf.getvalue())
     return wav
 
 

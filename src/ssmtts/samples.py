@@ -37,11 +37,11 @@ from .models import ModelConfig, TTSModel
 from .models.generate import generate
 from .phases import PHASES
 from .speech import mcd, write_wav
+from .corpus.durations import FRAME_RATE
 from .train.data import eval_batches, pick_reference
 from .train.loop import load_checkpoint, run_training
 from .train.results import atomic_write_csv, environment_row
 
-FRAME_RATE = 75.0
 DIACRITICS = set("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ")
 
 

@@ -36,6 +36,7 @@ import torch
 from .corpus.build import Corpus, Utterance, read_wav
 from .corpus.durations import FRAME_RATE
 from .corpus.text import TextError
+from .files import atomic_torch_save
 from .judge import PRIMARY_METRIC, Judge, bootstrap_ci, null_inputs, one_per_sentence, roundtrip_wav
 from .models import ModelConfig, TTSModel
 from .models.generate import generate
@@ -260,10 +261,7 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
 
 def export_model(model: TTSModel, path: Path) -> None:
     """The trained weights and their configuration alone (no optimizer), loadable with weights_only=True."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model_config": model.cfg.to_dict(), "state_dict": model.state_dict()}, tmp)
-    tmp.replace(path)
+    atomic_torch_save({"model_config": model.cfg.to_dict(), "state_dict": model.state_dict()}, path)
 
 
 def load_model(path: Path, device: str = "cpu") -> TTSModel:

@@ -31,9 +31,10 @@ import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
 
+from ..files import atomic_write_bytes
 from . import text as textlib
 from .codec import CodecWeightsMissing, EncodecCodec, MelKMeansCodec, find_encodec_weights
-from .durations import HOP, SAMPLE_RATE, frame_durations, n_frames_for
+from .durations import FRAME_RATE, HOP, SAMPLE_RATE, frame_durations, n_frames_for
 from .synth import SYNTH_RATE, map_isolated, synthesize_in_this_process
 
 SYNTH_VERSION = "espeak-ng-events-v2"  # v2: each utterance in a fresh process, fixed seed
@@ -88,7 +89,7 @@ class Corpus:
         for name in SPLITS:
             us = self.split(name)
             frames = sum(u.n_frames for u in us)
-            rows.append({"split": name, "utterances": len(us), "hours": frames / 75 / 3600,
+            rows.append({"split": name, "utterances": len(us), "hours": frames / FRAME_RATE / 3600,
                          "frames": frames, "symbols": sum(len(u.text_ids) for u in us),
                          "speakers": len({u.speaker for u in us})})
         return pd.DataFrame(rows)
@@ -106,12 +107,6 @@ def split_of(text: str, val_pct: int = 5, test_pct: int = 5) -> str:
     """Fixed split by utterance text: stable when sentences are added or removed."""
     bucket = zlib.crc32(text.encode("utf-8")) % 100
     return "val" if bucket < val_pct else "test" if bucket < val_pct + test_pct else "train"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -284,8 +279,8 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
         wav_p, dur_p = build_dir / "audio" / f"{keys[s.uid]}.wav", build_dir / "durations" / f"{keys[s.uid]}.npy"
         buf = io.BytesIO()
         sf.write(buf, wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-        _atomic_write(wav_p, buf.getvalue())
-        _atomic_write(dur_p, _npy_bytes(dur))
+        atomic_write_bytes(wav_p, buf.getvalue())
+        atomic_write_bytes(dur_p, _npy_bytes(dur))
 
     # phonemes of the text (what the judge's phoneme error rate compares with); for a user's
     # recording, those eSpeak NG would speak for its transcript
@@ -293,7 +288,7 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
     todo = [s for s in sources if not ph_path[s.uid].is_file()]
     made = map_isolated(_phonemes_here, [(s.text, s.voice, s.rate) for s in todo])
     for s, names in tqdm(zip(todo, made), total=len(todo), desc="phonemes", mininterval=1.0):
-        _atomic_write(ph_path[s.uid], " ".join(names).encode("utf-8"))
+        atomic_write_bytes(ph_path[s.uid], " ".join(names).encode("utf-8"))
 
     train = [(keys[s.uid], build_dir / "audio" / f"{keys[s.uid]}.wav") for s in sources if s.split_name == "train"]
     cdc = resolve_codec(codec, train, build_dir, weights_dir, seed)
@@ -305,7 +300,7 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
         k = keys[s.uid]
         wav_p, code_p = build_dir / "audio" / f"{k}.wav", code_dir / f"{k}.npy"
         if not code_p.is_file():
-            _atomic_write(code_p, _npy_bytes(cdc.encode(read_wav(wav_p))))
+            atomic_write_bytes(code_p, _npy_bytes(cdc.encode(read_wav(wav_p))))
         codes = np.load(code_p)
         dur = np.load(build_dir / "durations" / f"{k}.npy")
         if int(dur.sum()) != codes.shape[1]:
@@ -320,7 +315,7 @@ def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_
     corpus_hash = _sha(json.dumps([(e["key"], e["split"], e["sha256_codes"]) for e in entries]).encode())[:12]
     manifest = {"codec_id": cdc.codec_id, "corpus_hash": corpus_hash, "synth_version": SYNTH_VERSION,
                 "sample_rate": SAMPLE_RATE, "frame_rate": SAMPLE_RATE / HOP, "utterances": entries}
-    _atomic_write(build_dir / f"manifest-{cdc.codec_id}.json",
+    atomic_write_bytes(build_dir / f"manifest-{cdc.codec_id}.json",
                   json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
     return Corpus(utts, cdc.codec_id, corpus_hash, build_dir, cdc,
                   {s.uid: build_dir / "audio" / f"{keys[s.uid]}.wav" for s in sources},

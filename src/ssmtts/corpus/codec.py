@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .durations import HOP, SAMPLE_RATE
+from .durations import FRAME_RATE, HOP, SAMPLE_RATE
 
 N_CODEBOOKS, CODEBOOK_SIZE = 8, 1024
 ENCODEC_WEIGHTS = "encodec_24khz-d7cc33bc.th"
@@ -158,7 +158,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int, seed: int, init_sample: int = 20
     """
     if len(x) < k:
         raise ValueError(f"the offline codec needs at least {k} training frames to fit {k} centroids, "
-                         f"got {len(x)} ({len(x) / 75:.1f} s of audio): add training utterances")
+                         f"got {len(x)} ({len(x) / FRAME_RATE:.1f} s of audio): add training utterances")
     g = torch.Generator().manual_seed(seed)
     sub = x[torch.randperm(len(x), generator=g)[:init_sample]]
     centers = torch.empty(k, x.shape[1])

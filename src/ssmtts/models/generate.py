@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..corpus import text as textlib
+from ..corpus.durations import FRAME_RATE
 from ..corpus.text import TextError
 from .tts import START, TTSModel, length_regulate
 
@@ -99,8 +100,8 @@ def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperatur
     if T == 0:
         raise TextError("the predicted duration of this text is 0 frames: nothing to decode")
     if T > limit:
-        raise TextError(f"this text needs {T} frames ({T / 75:.1f} s), more than the limit of {limit} frames "
-                        f"({limit / 75:.1f} s): split it into shorter sentences")
+        raise TextError(f"this text needs {T} frames ({T / FRAME_RATE:.1f} s), more than the limit of {limit} frames "
+                        f"({limit / FRAME_RATE:.1f} s): split it into shorter sentences")
     regulated = length_regulate(enc, dur, T)                                                     # (1, T, H)
     style = model.style_vector(torch.as_tensor(np.asarray(ref_codes), dtype=torch.long, device=device)[None])
     encode_ms = 1000 * (time.perf_counter() - t0)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..corpus.build import Corpus
+from ..files import atomic_torch_save
 from ..models import ModelConfig, TTSModel
 from ..runtime import keep_freed_memory, release_freed_memory
 from .chunks import ChunkSet, detach_state, state_norm
@@ -145,12 +145,6 @@ def _memory_mb(device) -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def _save_atomic(obj, path: Path):
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _plain(x):
     """numpy scalars and arrays -> Python numbers and lists, recursively, so a checkpoint holds only
     what `torch.load(weights_only=True)` accepts (tensors, containers, numbers, strings)."""
@@ -271,7 +265,7 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
         st["step"] = step + 1
         if ckpt and ((step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps):
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+            atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                           "rng": torch.get_rng_state(), "state": _plain(st), "model_config": mc.to_dict()}, ckpt)
         if stop_after is not None and step + 1 >= stop_after and step + 1 < tc.steps:
             return {"summary": None, "curve": pd.DataFrame(st["curve"]), "milestones": None, "model": model,

@@ -1,7 +1,6 @@
 """Tidy CSVs written atomically, run metadata, and mean +- 95% CI summaries."""
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 from importlib import metadata
@@ -10,14 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-def atomic_write_csv(df: pd.DataFrame, path: Path) -> None:
-    """Write to a temp file in the same folder, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+from ..files import atomic_write_csv  # noqa: F401  (re-exported: the CSV writers import it from here)
 
 
 def upsert_rows(path: Path, rows: pd.DataFrame, key: str | tuple[str, ...] = "run_id") -> pd.DataFrame:
