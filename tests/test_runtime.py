@@ -45,3 +45,18 @@ def test_switched_off_leaves_glibc_default():
     r = probe(SSMTTS_KEEP_FREED_MEMORY="0")
     assert not r["applied"]
     assert r["after_free"] < 16, r          # glibc mapped the block itself and unmapped it on free
+
+
+def test_a_build_lock_left_by_a_killed_build_does_not_hang_the_next_process():
+    """torch waits forever on the `lock` file of a build that was killed mid-way; ours is removed under an
+    OS-level lock that dies with its holder (models/cpu_ext.py)."""
+    from torch.utils.cpp_extension import _get_build_directory
+    from ssmtts.models.cpu_ext import cpu_ext, extension_name
+    if cpu_ext() is None:
+        pytest.skip("C++ kernels not built")
+    folder = _get_build_directory(extension_name()[0], False)
+    open(os.path.join(folder, "lock"), "w").close()          # what a killed build leaves
+    out = subprocess.run([sys.executable, "-c", "from ssmtts.models.cpu_ext import cpu_ext; print(cpu_ext() is not None)"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "True" and "left by a kernel build that was killed" in out.stderr
+    assert not os.path.exists(os.path.join(folder, "lock"))

@@ -8,6 +8,7 @@ builds the 8-lane AVX2 code that CPUs without AVX-512 run; the tests check both)
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
@@ -18,6 +19,44 @@ _CSRC = Path(__file__).with_name("csrc")
 _SOURCES = ["bindings.cpp", "selective_scan.cpp", "causal_conv.cpp", "group_xent.cpp"]
 _EXT = None
 _FAILED = False
+
+
+def extension_name() -> tuple[str, list[str]]:
+    """The cache name of this checkout's build with the current flags, and the flags."""
+    flags = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
+    flags += shlex.split(os.environ.get("SSMTTS_CPU_KERNEL_CFLAGS", ""))
+    # one cache entry per checkout and flags: torch rebuilds when a name points elsewhere
+    key = f"{_CSRC.resolve()} {' '.join(flags)}"
+    return "ssmtts_cpu_kernels_" + hashlib.sha1(key.encode()).hexdigest()[:8], flags
+
+
+@contextlib.contextmanager
+def _build_lock(name: str):
+    """An OS-level lock around torch's build of `name`, released even if its holder is killed.
+
+    torch marks a build in progress with a plain `lock` file in the build folder and waits for it
+    to disappear; a build killed mid-way (Ctrl-C, a killed test run) leaves it behind and every
+    later process then waits forever. Every build of these kernels goes through this flock first,
+    so whoever holds the flock is the only possible builder: a `lock` file found then is stale.
+    """
+    try:
+        import fcntl
+    except ImportError:   # not POSIX: torch's own lock only
+        yield
+        return
+    from torch.utils.cpp_extension import _get_build_directory
+    folder = Path(_get_build_directory(name, False))
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "ssmtts.flock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        stale = folder / "lock"
+        if stale.exists():
+            warnings.warn(f"removing {stale}, left by a kernel build that was killed")
+            stale.unlink()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def cpu_ext():
@@ -31,13 +70,10 @@ def cpu_ext():
             from torch.utils.cpp_extension import load
             # -fopenmp: at::parallel_for is OpenMP in torch's CPU builds and runs serially without
             # it; the extension then shares torch's libgomp (same soname), so one thread pool.
-            flags = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
-            flags += shlex.split(os.environ.get("SSMTTS_CPU_KERNEL_CFLAGS", ""))
-            # one cache entry per checkout and flags: torch rebuilds when a name points elsewhere
-            key = f"{_CSRC.resolve()} {' '.join(flags)}"
-            name = "ssmtts_cpu_kernels_" + hashlib.sha1(key.encode()).hexdigest()[:8]
-            _EXT = load(name, [str(_CSRC / s) for s in _SOURCES], extra_cflags=flags,
-                        extra_ldflags=["-fopenmp"], verbose=False)
+            name, flags = extension_name()
+            with _build_lock(name):
+                _EXT = load(name, [str(_CSRC / s) for s in _SOURCES], extra_cflags=flags,
+                            extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as e:  # no compiler / ninja: slower but correct
             _FAILED = True
             warnings.warn(f"CPU kernels unavailable ({type(e).__name__}: {e}); falling back to PyTorch "
