@@ -50,8 +50,7 @@ def main():
     from ssmtts.models import TTSModel
     from ssmtts.runtime import keep_freed_memory
     from ssmtts.train.data import train_batch
-    from ssmtts.train.loop import evaluate
-    from ssmtts.train.metrics import head_losses
+    from ssmtts.train.loop import evaluate, train_step
     import os
     keep_freed_memory()
     corpus = build_corpus(codec=os.environ.get("CODEC", "auto"))
@@ -65,13 +64,8 @@ def main():
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)
 
         def step(s):
-            b = train_batch(train, tc.batch_size, 0, s, mc.style_frames, tc.crop_frames, train)
-            h, log_dur = model.states(b.text_ids, b.durations, b.codes, b.ref_codes, b.crop_start, b.crop_len)
-            ce, dl, _, _ = head_losses(model, h, log_dur, b)
-            opt.zero_grad(set_to_none=True)
-            (ce + dl).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
+            train_step(model, opt, train_batch(train, tc.batch_size, 0, s, mc.style_frames, tc.crop_frames, train),
+                       tc, "cpu")
 
         for s in range(3):
             step(s)

@@ -49,7 +49,7 @@ def measure_one(phase: str, profile: str, label: str, protocol: str, steps: int,
     from .phases import PHASES
     from .runtime import keep_freed_memory
     from .train.data import train_batch
-    from .train.metrics import head_losses
+    from .train.loop import train_step
     keep_freed_memory()
     models, trains = PHASES[phase](profile)
     mc, tc = dict(models)[label], trains[protocol]
@@ -63,18 +63,10 @@ def measure_one(phase: str, profile: str, label: str, protocol: str, steps: int,
     base = _rss_mb()
     times = []
     for i, b in enumerate(batches):
-        t0 = time.perf_counter()
-        h, log_dur = model.states(b.text_ids, b.durations, b.codes, b.ref_codes, b.crop_start, b.crop_len)
-        ce, dl, _, _ = head_losses(model, h, log_dur, b)
-        t1 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        (ce + tc.dur_loss_weight * dl).backward()
-        t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
+        out = train_step(model, opt, b, tc, "cpu")
         t3 = time.perf_counter()
         if i >= warmup:
-            times.append((t1 - t0, t2 - t1, t3 - t2, t3 - t0))
+            times.append((out["t1"] - out["t0"], out["t2"] - out["t1"], t3 - out["t2"], t3 - out["t0"]))
     med = 1000 * np.median(np.array(times), axis=0)
     return {"config": mc.name, "params_total": sum(p.numel() for p in model.parameters()),
             "fwd_ms": med[0], "bwd_ms": med[1], "opt_ms": med[2], "step_ms": med[3],

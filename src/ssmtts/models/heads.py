@@ -15,8 +15,8 @@ at H = 96-128 that traffic (and two full-range exps per logit) cost as much as t
 
 The loss is the only consumer of the logits, so their gradient is formed in the forward pass,
 in the logits' own memory; backward only multiplies. Without the C++ extension (or off CPU
-float32) the same steps run in PyTorch ops (`_group_xent_torch`); under autocast or without a
-graph it is the plain path. Values and gradients equal the plain path's up to float32
+float32) the same steps run in PyTorch ops (`_group_xent_torch`); under autocast (CUDA bf16) it
+is the plain path. Values and gradients equal the plain path's up to float32
 summation order (tests/test_heads.py). `codebook_scores` evaluates in row chunks with argmax
 hits, so a validation batch's full logits are never in memory at once.
 """

@@ -171,6 +171,36 @@ def load_checkpoint(path: Path) -> dict | None:
         return None
 
 
+def train_step(model: TTSModel, opt, batch, tc: TrainConfig, device, carry=None) -> dict:
+    """One optimisation step, as every caller times it (run_training, ssmtts.timing, benchmarks):
+    forward to the decoder states (a chunk with `carry` for the chunk protocols), fused head + loss,
+    backward, clipping, optimizer. Returns the losses, the frame mask, the chunk's new decoder state
+    and the perf_counter marks t0 (start), t1 (after the loss), t2 (after backward); the caller
+    reads the end time after its scheduler step."""
+    device = torch.device(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        new_state = None
+        if tc.chunked:
+            h, log_dur, new_state = model.chunk_states(batch.text_ids, batch.durations, batch.prev_codes,
+                                                       batch.ref_codes, carry)
+        else:
+            h, log_dur = model.states(batch.text_ids, batch.durations, batch.codes, batch.ref_codes,
+                                      batch.crop_start, batch.crop_len)
+        ce, dl, _, mask = head_losses(model, h, log_dur.float(), batch)
+        loss = ce + tc.dur_loss_weight * dl
+    _sync(device)
+    t1 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    _sync(device)
+    t2 = time.perf_counter()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+    opt.step()
+    return {"ce": ce, "dur": dl, "loss": loss, "mask": mask, "state": new_state, "t0": t0, "t1": t1, "t2": t2}
+
+
 def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, run_id: str,
                  ckpt_dir: Path | None = None, device: str | torch.device = "cpu",
                  stop_after: int | None = None, progress: bool = True) -> dict:
@@ -201,7 +231,6 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
         st = {"carry": None, "positions": [], **blob["state"]}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    use_amp = device.type == "cuda"
     model.train()
     bar = tqdm(range(st["step"], tc.steps), desc=run_id, disable=not progress, leave=False)
     stateful = tc.protocol == "stateful"
@@ -213,27 +242,11 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
                 st["carry"] = None                  # fresh state: every stateless chunk, each stateful pass
         else:
             batch = train_batch(items, tc.batch_size, seed, step, mc.style_frames, tc.crop_frames, ref_pool).to(device)
-        _sync(device)
-        t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            if tc.chunked:
-                h, log_dur, new_state = model.chunk_states(batch.text_ids, batch.durations, batch.prev_codes,
-                                                           batch.ref_codes, st["carry"])
-            else:
-                h, log_dur = model.states(batch.text_ids, batch.durations, batch.codes, batch.ref_codes,
-                                          batch.crop_start, batch.crop_len)
-            ce, dl, _, mask = head_losses(model, h, log_dur.float(), batch)
-            loss = ce + tc.dur_loss_weight * dl
-        _sync(device)
-        t1 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        _sync(device)
-        t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
+        out = train_step(model, opt, batch, tc, device, st["carry"])
         sched.step()
         _sync(device)
+        ce, dl, loss, mask, new_state = out["ce"], out["dur"], out["loss"], out["mask"], out["state"]
+        t0, t1, t2 = out["t0"], out["t1"], out["t2"]
         t3 = time.perf_counter()
         st["wall_s"] += t3 - t0
         if stateful:
