@@ -62,6 +62,40 @@ def summary_cells(phase: str) -> list:
     ]
 
 
+def speech_cells(phase: str) -> list:
+    """The re-run's protocol `speech`: judge error of free-running speech on unseen text, beside the baselines."""
+    return [
+        md("## The re-run: free-running speech on unseen sentences (protocol `speech`, the primary outcome)\n"
+           "Each configuration trained with the speech recipe on the training split (`ssmtts.phases.speech_protocol`), "
+           "the judge listening to 12 unseen sentences every 10 % of the budget and to all of them at the end "
+           "(predicted durations). One row per seed; the baselines are the same sentences' ground truth, "
+           "codec round trip (the ceiling) and nulls."),
+        code("from ssmtts import claims, speech_figures as figs\n"
+             "import pandas as pd\n"
+             "sp = res.get('speech_runs', pd.DataFrame())\n"
+             "sp = sp[sp.profile == profile] if len(sp) else sp\n"
+             "if len(sp):\n"
+             "    display(figs.speech_table(sp.assign(model=sp.label + ' s' + sp.seed.astype(str)), res['baselines'], 'predicted'))"),
+        md("## Per configuration: mean ± 95 % CI over seeds (predicted durations)"),
+        code("if len(sp):\n"
+             "    pred = sp[sp.durations == 'predicted']\n"
+             "    cols = ['per', 'cer', 'mcd_db', 'dur_mae_frames', 'step_to_per_30', 'final_val_acc_cb0', 'params_total']\n"
+             "    table = report.summarize(pred, ['label', 'config'], [c for c in cols if c in pred])\n"
+             f"    table.to_markdown(f'{{out_dir}}/{phase}/speech/summary_{{profile}}.md', index=False)\n"
+             "    display(table)"),
+        md("## Judge error while training (listening subset; mean over seeds)"),
+        code("if len(sp):\n"
+             "    curve = res['listening'][res['listening'].profile == profile]\n"
+             "    fig = figs.error_curves(curve, res['baselines'], label='label')\n"
+             f"    fig.savefig(f'{{out_dir}}/{phase}/speech/error_curves_{{profile}}.png', dpi=110, bbox_inches='tight')"),
+        md("## Verdicts on the pre-registered outcomes (paired by seed, Holm within each family)\n"
+           "Cost claims need the timing pass (`make timing PHASE=" + phase + "`), run alone."),
+        code("all_claims = pd.read_csv('../data/claims.csv')\n"
+             f"v = claims.verdict_table(all_claims[all_claims.phase == {phase!r}], out_dir) if len(sp) else pd.DataFrame()\n"
+             "display(v)"),
+    ]
+
+
 def notebook(title: str, intro: str, cells: list) -> nbf.NotebookNode:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -81,8 +115,13 @@ plus a convolution branch with kernels 3 and 5, combined by a linear layer) is s
 than a Transformer core of the same depth and width, and both reach 100 % accuracy (hybrid at
 step 200 vs 400). The original figure was a single run scored on its own training fragment;
 here it is re-run under that `reported` protocol *and* under `heldout` (train split -> validation
-split), with several seeds, on the same harness. Timing is forward / backward / optimizer
-milliseconds per step (median after warm-up) on this machine."""
+split), with several seeds, on the same harness (the *first design*: teacher-forced token accuracy
+of a decoder that reads the previous frame's codes, 240-300 steps).
+
+**The re-run** (protocol `speech`, pre-registered in `docs/preregistration.md`): both models
+trained with the speech recipe for the speech runs' budget (cpu: 600 steps of 8 x 192 frames),
+three seeds sharing their batches, judged on free-running speech of the 70 unseen sentences;
+costs from the timing pass (`make timing PHASE=phase1`), not from the learning runs."""
 
 PHASE2 = f"""Claims under test: a pure Mamba decoder is smaller, faster per step and reaches 95 % sooner
 than Mamba+Conv hybrids with conv receptive fields (3,5) (5,7) (7,9) (9,11) (3,9), and the (9,11)
@@ -125,7 +164,10 @@ REPORT = """Reads only `results/**.csv` (and `data/claims.csv`, the claims of th
 their reported figures). Nothing here trains. Each phase notebook under `results/phaseN/` has
 the details; this notebook draws the figures across phases and the claim-by-claim verdicts.
 
-**Verdicts**: *holds* when every comparison a claim makes goes the claimed way with p < 0.05
+**Verdicts of the re-run** (`ssmtts.claims`, `ssmtts.verdicts`): on the pre-registered primary
+outcome of each claim, paired by seed, Holm within a family, equivalence within a margin.
+
+**First-design verdicts**: *holds* when every comparison a claim makes goes the claimed way with p < 0.05
 (Welch t-test over seeds; an exact comparison for deterministic counts such as parameters),
 *does not hold* when any goes significantly the other way, *inconclusive* otherwise (including
 claims whose runs are missing). Milestones never reached are censored at the run's end, so "not
@@ -136,7 +178,8 @@ accuracy, as the claims were made); the held-out column repeats the test on vali
 def phase_notebooks() -> dict:
     return {
         "phase1_transformer_vs_hybrid": notebook(
-            "Phase 1: Transformer vs Mamba+Conv hybrid", PHASE1, run_cells("phase1") + summary_cells("phase1")),
+            "Phase 1: Transformer vs Mamba+Conv hybrid", PHASE1,
+            run_cells("phase1") + speech_cells("phase1") + summary_cells("phase1")),
         "phase2_pure_vs_hybrid": notebook(
             "Phase 2: pure Mamba vs Mamba+Conv hybrids (conv receptive fields)", PHASE2,
             run_cells("phase2") + summary_cells("phase2") + [
@@ -363,7 +406,25 @@ def report_notebook() -> nbf.NotebookNode:
              "        display(report.audio_player(r.wav))\n"
              "else:\n"
              "    print('no speech runs: run `make speech`')"),
-        md("## Claims, one by one"),
+        md("## Verdicts of the re-run, on the pre-registered outcomes\n\n"
+           "Phases re-run under the pre-registered design (`docs/preregistration.md`; protocol `speech`): each claim "
+           "judged on its primary outcome (judge PER of free-running speech on unseen text, timing-pass costs, exact "
+           "parameter counts), paired by seed (by round for timings), Holm-corrected within its family, with an "
+           "equivalence margin. *inconclusive* rows say how many seed pairs a conclusive test needs."),
+        code("from ssmtts import claims as preregistered\n"
+             "verdicts = preregistered.verdict_table(pd.read_csv(claims_path), results_dir)\n"
+             "if len(verdicts):\n"
+             "    Path(results_dir, 'report').mkdir(parents=True, exist_ok=True)\n"
+             "    verdicts.to_csv(Path(results_dir, 'report', f'verdicts_{profile}.csv'), index=False)\n"
+             "    verdicts.to_markdown(Path(results_dir, 'report', f'verdicts_{profile}.md'), index=False)\n"
+             "    with pd.option_context('display.max_colwidth', None):\n"
+             "        display(verdicts.style.hide(axis='index'))\n"
+             "else:\n"
+             "    print('no phase has been re-run yet: `make phase1`, then `make timing PHASE=phase1`')"),
+        md("## Claims, one by one: the first design\n\n"
+           "The phases' first-design runs (80-300 steps, teacher-forced token accuracy, a decoder reading the "
+           "previous frame's codes, Welch tests without multiplicity control). Kept for comparison; where a phase "
+           "appears in the re-run table above, that table decides."),
         code("claims = pd.read_csv(claims_path)\n"
              "table = report.claims_table(claims, runs, bench_dir if Path(bench_dir).is_dir() else None)\n"
              "Path(results_dir, 'report').mkdir(parents=True, exist_ok=True)\n"

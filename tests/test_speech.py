@@ -90,3 +90,27 @@ def test_speak_cli_writes_a_wav_and_rejects_bad_text(corpus, tmp_path):
     assert bad.returncode == 1 and "unknown character '#'" in bad.stderr and "Traceback" not in bad.stderr
     with pytest.raises(UnknownCharacterError):
         speak("Ala # kota", model_path=path, corpus=corpus)
+
+
+def test_a_phase_rerun_trains_with_the_speech_recipe_listens_and_resumes(corpus, smoke_judge, tmp_path):
+    """Protocol `speech` of a phase: each configuration with the speech recipe, one row per duration mode with
+    the phase's label, listening rows, teacher-forced curves; a second call changes nothing; the claims
+    table decides the phase's exact claim (parameters) from these rows."""
+    from ssmtts import claims
+    from ssmtts.phases import run_phase, speech_protocol
+    res = run_phase("phase1", corpus, "smoke", seeds=(0,), out_dir=tmp_path, protocols=("speech",),
+                    judge=smoke_judge, progress=False)
+    sp = res["speech_runs"]
+    assert set(sp.label) == {"transformer", "hybrid"} and set(sp.phase) == {"phase1"} and len(sp) == 4
+    assert (sp.model_decoder_input == "none").all() and not sp.model_decoder_causal.astype(bool).any()
+    assert sp.params_total.notna().all() and (sp.steps == speech_protocol("smoke")[0].steps).all()
+    assert sorted(res["listening"].step.unique()) == [2, 4]
+    assert (tmp_path / "phase1" / "speech" / "tf_curves.csv").is_file() and "runs" not in res  # no first-design rows
+    out = tmp_path / "phase1" / "speech"
+    before = {p.name: p.read_bytes() for p in out.glob("*.csv")}
+    run_phase("phase1", corpus, "smoke", seeds=(0,), out_dir=tmp_path, protocols=("speech",), judge=smoke_judge,
+              progress=False)
+    assert before == {p.name: p.read_bytes() for p in out.glob("*.csv")}
+    table = claims.verdict_table(pd.read_csv("data/claims.csv"), tmp_path).set_index("claim")
+    assert table.loc["p1_params", "verdict"] == "holds"        # the hybrid has fewer parameters, exactly
+    assert "p1_step" not in table.index                         # no timing pass ran: no cost verdicts from learning runs

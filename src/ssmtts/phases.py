@@ -28,9 +28,17 @@ WIDTH_SCALE = {"smoke": 1 / 24, "cpu": 1 / 8, "paper": 1}
 ENC_LAYERS = {"smoke": 1, "cpu": 2, "paper": 3}
 
 
-# The phases' committed results were made with the decoder that reads the previous frame's codes (teacher-forced
-# token accuracy); they keep it until the study-design re-run moves them to the speech recipe (ModelConfig's default).
+# The phases' first-design results (protocols `reported` and `heldout`) were made with the decoder that reads the
+# previous frame's codes, scored by teacher-forced token accuracy; they keep it, so their rows stay reproducible.
 PHASE_DECODER = dict(decoder_input="prev_codes", decoder_causal=True)
+# The re-run's protocol `speech` (docs/preregistration.md) trains each configuration with the speech recipe
+# (ModelConfig's default decoder: text, style and position only, looking both ways) on the training split and
+# has the judge listen to its free-running speech on unseen sentences (ssmtts.speech.train_and_listen).
+SPEECH_DECODER = dict(decoder_input="none", decoder_causal=False)
+# phases re-run under the pre-registered design; the others still hold first-design results only
+SPEECH_PHASES = ("phase1",)
+# listen every 10 % of the budget (the pre-registration said 5 %: deviation 1 in docs/preregistration.md)
+LISTEN_FRACTION = 0.1
 
 
 def width(reported_width: int, profile: str) -> int:
@@ -63,6 +71,17 @@ def _protocols(profile: str, reported_steps: int | None = None, **cpu) -> dict[s
     return {"reported": reported, "heldout": train}
 
 
+def speech_protocol(profile: str) -> tuple[TrainConfig, "SpeechSchedule"]:
+    """The re-run's training budget (the speech runs': cpu 600 steps of 8 x 192 frames) and listening schedule:
+    the judge hears 12 unseen sentences every LISTEN_FRACTION of the budget, the whole unseen set at the end."""
+    from .speech import SPEECH_SCHEDULES, speech_training
+    tc = speech_training(profile)
+    every = SPEECH_SCHEDULES["smoke"].listen_every if profile == "smoke" else round(tc.steps * LISTEN_FRACTION)
+    # listening reloads the run's checkpoint, so checkpoints fall on listening steps
+    tc = replace(tc, checkpoint_every=every)
+    return tc, replace(SPEECH_SCHEDULES[profile], listen_every=every)
+
+
 def _mamba(profile: str, layers: int = 4, reported_width: int = 768, expand: float = 1.5, **kw) -> ModelConfig:
     return ModelConfig(backbone="mamba", n_layers=layers, n_enc_layers=ENC_LAYERS[profile],
                        d_model=width(reported_width, profile), expand=expand, **{**PHASE_DECODER, **kw})
@@ -78,6 +97,7 @@ def phase1(profile: str):
     # (the committed cpu results of Phase 1 were made with these longer runs)
     trains = _protocols(profile, reported_steps=300, steps=240, batch_size=8, crop_frames=192, eval_every=30,
                         warmup=30, checkpoint_every=30, eval_train_items=16, eval_val_items=None)
+    trains["speech"] = speech_protocol(profile)[0]
     return models, trains
 
 
@@ -160,14 +180,19 @@ PHASES = {"phase1": phase1, "phase2": phase2, "phase3": phase3, "phase4": phase4
 
 
 def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2), out_dir: str | Path = "results",
-              protocols=None, device: str | None = None, progress: bool = True, **options) -> dict:
+              protocols=None, device: str | None = None, progress: bool = True, judge=None, labels=None,
+              **options) -> dict:
     """Run every (config, protocol, seed) not yet finished and upsert its rows into the CSVs.
 
     Files in out_dir/<phase>/: runs.csv (one row per run), curves.csv (one row per
     evaluation), milestones.csv (one row per run x metric x threshold) and, for chunked
-    protocols, positions.csv (accuracy per chunk position at each evaluation). Unfinished runs
-    resume from out_dir/<phase>/checkpoints/. `protocols` None runs every protocol the phase
-    defines; `options` go to the phase function (e.g. embed_widths for phase5).
+    protocols, positions.csv (accuracy per chunk position at each evaluation). The `speech`
+    protocol writes out_dir/<phase>/speech/ instead (ssmtts.speech.train_and_listen: runs.csv,
+    curve.csv of the listenings, sentences.csv, baselines.csv) and is returned as "speech_runs",
+    "listening", "baselines". Unfinished runs resume from their checkpoints. `protocols` None runs
+    every protocol the phase defines; `labels` None every configuration (else only those, e.g. to
+    run two processes side by side); `judge` (default: the profile's) listens to speech runs;
+    `options` go to the phase function (e.g. embed_widths for phase5).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {PROFILES}")
@@ -177,6 +202,11 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     out = Path(out_dir) / phase
     out.mkdir(parents=True, exist_ok=True)
     models, trains = PHASES[phase](profile, **options)
+    if labels is not None:
+        missing = set(labels) - {label for label, _ in models}
+        if missing:
+            raise ValueError(f"{phase} has no configuration {sorted(missing)}: it has {[label for label, _ in models]}")
+        models = [(label, mc) for label, mc in models if label in labels]
     unknown = set(protocols or []) - set(trains)
     if unknown:
         raise ValueError(f"{phase} has no protocol {sorted(unknown)}: it defines {sorted(trains)}")
@@ -188,6 +218,9 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
         done = set(prev.loc[prev.status.isin(["finished", "diverged", "out_of_memory"]), "run_id"])
     for protocol in protocols or list(trains):
         tc = trains[protocol]
+        if protocol == "speech":
+            judge = _speech_runs(phase, corpus, profile, seeds, out, models, judge, device, progress)
+            continue
         for label, mc in models:
             for seed in seeds:
                 run_id = f"{phase}-{profile}-{protocol}-{mc.name}-s{seed}"
@@ -211,5 +244,53 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
                     upsert_rows(out / "positions.csv", res["positions"].assign(**meta))
                 row = {**meta, **res["summary"], "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
                 upsert_rows(runs_path, pd.DataFrame([row]))
-    files = ["runs", "curves", "milestones"] + (["positions"] if (out / "positions.csv").is_file() else [])
-    return {name: pd.read_csv(out / f"{name}.csv") for name in files}
+    files = [f for f in ("runs", "curves", "milestones", "positions") if (out / f"{f}.csv").is_file()]
+    res = {name: pd.read_csv(out / f"{name}.csv") for name in files}
+    speech = {"speech_runs": "runs", "listening": "curve", "baselines": "baselines"}
+    res.update({k: pd.read_csv(out / "speech" / f"{f}.csv") for k, f in speech.items() if (out / "speech" / f"{f}.csv").is_file()})
+    return res
+
+
+def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device, progress):
+    """The `speech` protocol: every (configuration, seed) trained with the speech recipe and listened to."""
+    from .judge import judge_for
+    from .speech import locked, train_and_listen, write_baselines
+    tc, schedule = speech_protocol(profile)
+    judge = judge or judge_for(corpus, profile, progress)
+    for label, mc in models:
+        for seed in seeds:
+            train_and_listen(label, replace(mc, **SPEECH_DECODER), tc, corpus, judge, out / "speech", schedule, seed,
+                             device, progress, extra={"phase": phase, "profile": profile, "label": label})
+    with locked(out / "speech"):                 # processes side by side share the folder
+        write_baselines(corpus, judge, out / "speech", schedule.final_sentences)
+    return judge
+
+
+def main(argv=None):
+    """`python -m ssmtts.phases --phase phase1 [--protocols speech] [--labels hybrid] [--seeds 0,1,2]`: a phase's
+    runs without the notebook (resumable; `make phaseN` then finds them done and draws the figures). Two
+    processes with disjoint --labels and --threads 1 run side by side on a 2-core machine."""
+    import argparse
+    import os
+
+    from .corpus.build import build_corpus
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--phase", required=True, choices=sorted(PHASES))
+    p.add_argument("--profile", default="cpu", choices=PROFILES)
+    p.add_argument("--protocols", default=None, help="comma-separated (default: every protocol of the phase)")
+    p.add_argument("--labels", default=None, help="comma-separated configuration labels (default: all)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--out", default=None, help="default: results (smoke: results/smoke)")
+    p.add_argument("--codec", default=os.environ.get("CODEC", "auto"))
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    split = lambda s: s.split(",") if s else None
+    run_phase(a.phase, build_corpus(codec=a.codec), a.profile, seeds=[int(s) for s in a.seeds.split(",")],
+              out_dir=a.out or ("results/smoke" if a.profile == "smoke" else "results"),
+              protocols=split(a.protocols), labels=split(a.labels))
+
+
+if __name__ == "__main__":
+    main()

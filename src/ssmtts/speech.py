@@ -194,12 +194,14 @@ class SpeechSchedule:
 
 def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus, judge: Judge, out: Path,
                      schedule: SpeechSchedule, seed: int = 0, device: str = "cpu", progress: bool = True,
-                     keep_wavs: bool = True) -> pd.DataFrame:
+                     keep_wavs: bool = True, extra: dict | None = None) -> pd.DataFrame:
     """Train `mc` with `tc`, judging its free-running speech every `listen_every` steps; then the whole set.
 
     Writes under out/: curve.csv (judge error vs step and training minutes), sentences.csv (one row per
     sentence x duration mode of the finished model), runs.csv (one summary row per duration mode, with
-    the milestones), wavs/<config name>/<uid>.wav, models/<run_id>.pt (weights). Returns the run's summary rows.
+    the milestones), tf_curves.csv (the teacher-forced evaluations of run_training: secondary outcomes),
+    wavs/<config name>/<uid>.wav, models/<run_id>.pt (weights). `extra` columns (e.g. phase, label) go
+    into every row. Returns the run's summary rows.
     """
     out = Path(out)
     run_id = f"{name}-{mc.name}-s{seed}"
@@ -212,7 +214,7 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
         raise ValueError(f"listen_every ({schedule.listen_every}) must be a multiple of checkpoint_every ({tc.checkpoint_every})")
     meta = {"run_id": run_id, "model": name, "config": mc.name, "backbone": mc.backbone, "seed": seed,
             "decoder_input": mc.decoder_input, "decoder_causal": mc.decoder_causal, "judge_id": judge.judge_id,
-            "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash}
+            "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash, **(extra or {})}
     quick = eval_sentences(corpus, schedule.listen_sentences)
     refs = style_references(corpus, eval_sentences(corpus))
     curve_path = out / "curve.csv"
@@ -249,12 +251,16 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
         summary[f"step_to_{PRIMARY_METRIC}_{th}"] = hit.step.iloc[0] if len(hit) else np.nan
         summary[f"minutes_to_{PRIMARY_METRIC}_{th}"] = hit.train_minutes.iloc[0] if len(hit) else np.nan
     tr = res["summary"] or {}
-    summary = summary.assign(steps=tc.steps, train_minutes=res["wall_s"] / 60, step_ms=tr.get("step_ms", np.nan),
+    summary = summary.assign(steps=tc.steps, listen_every=schedule.listen_every, train_minutes=res["wall_s"] / 60,
+                             step_ms=tr.get("step_ms", np.nan), params_total=tr.get("params_total", np.nan),
                              final_val_acc=tr.get("final_val_acc", np.nan),
                              final_val_acc_cb0=tr.get("final_val_acc_cb0", np.nan),
+                             final_val_ce=tr.get("final_val_ce", np.nan),
                              **mc.to_row(), **tc.to_row(), **environment_row(device))
     export_model(res["model"], out / "models" / f"{run_id}.pt")
     with locked(out):
+        if res["curve"] is not None and len(res["curve"]):
+            upsert_rows(out / "tf_curves.csv", res["curve"].assign(**meta), key=("run_id", "step"))
         upsert_rows(runs_path, summary)
     return summary
 

@@ -46,13 +46,17 @@ def measure_one(phase: str, profile: str, label: str, protocol: str, steps: int,
     import torch
     from .corpus.build import build_corpus
     from .models import TTSModel
-    from .phases import PHASES
+    from dataclasses import replace
+
+    from .phases import PHASES, SPEECH_DECODER
     from .runtime import keep_freed_memory
     from .train.data import train_batch
     from .train.loop import train_step
     keep_freed_memory()
     models, trains = PHASES[phase](profile)
     mc, tc = dict(models)[label], trains[protocol]
+    if protocol == "speech":         # the re-run's models: the speech recipe's decoder
+        mc = replace(mc, **SPEECH_DECODER)
     corpus = build_corpus(codec=os.environ.get("CODEC", "auto"))
     train = corpus.split("train")
     batches = [train_batch(train, tc.batch_size, 0, s, mc.style_frames, tc.crop_frames, train)
@@ -75,9 +79,11 @@ def measure_one(phase: str, profile: str, label: str, protocol: str, steps: int,
 
 
 def timing_pass(phase: str, profile: str = "cpu", rounds: int = 3, steps: int = 10, warmup: int = 3,
-                threads: int = 2, out_dir: str | Path = "results", protocols=("heldout",), labels=None) -> pd.DataFrame:
-    """Every configuration of a phase, one fresh process each, rounds interleaved; writes <phase>/timing.csv."""
-    from .phases import PHASES
+                threads: int = 2, out_dir: str | Path = "results", protocols=None, labels=None) -> pd.DataFrame:
+    """Every configuration of a phase, one fresh process each, rounds interleaved; writes <phase>/timing.csv.
+    protocols None: `speech` for a re-run phase (SPEECH_PHASES), else `heldout`."""
+    from .phases import PHASES, SPEECH_PHASES
+    protocols = protocols or (("speech",) if phase in SPEECH_PHASES else ("heldout",))
     from .train.results import atomic_write_csv, environment_row
     models, _ = PHASES[phase](profile)
     labels = labels or [label for label, _ in models]

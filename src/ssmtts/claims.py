@@ -1,0 +1,191 @@
+"""The claims table of the pre-registered design: each claim's primary outcome, decided by ssmtts.verdicts.
+
+Reads only CSVs. For every claim of a phase that has been re-run under the `speech` protocol
+(`results/<phase>/speech/runs.csv`), `data/claims.csv`'s `primary_outcome` names where its values
+come from:
+
+    parameters                    speech runs, `params_total` (exact)
+    step / forward / backward ms  the timing pass, `results/<phase>/timing.csv` (paired by round:
+    and working memory            the configurations ran interleaved, round by round)
+    judge PER on unseen text      speech runs, `per` with predicted durations (paired by seed)
+    first step with PER <= 30 %   speech runs, `step_to_per_30` in listening intervals; never reached
+                                  = censored one interval past the budget ("not reached by step N")
+
+Claims about token *accuracy* become claims about judge *error* (docs/preregistration.md), so
+their direction flips ("reaches a higher accuracy" -> "a lower PER"). "Reaches 100 %" becomes
+"speaks": PER at most SPEAKS_BOUND. Each row says what ran (config @ width), the effect with its
+95 % CI, the Holm-adjusted p within the claim's family, the verdict, the seed pairs a conclusive
+test would need, the commit that pre-registered the outcome and the commits of the results.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .verdicts import Comparison, claim_verdict, compare, decide, magnitude
+
+SPEAKS_BOUND = 25.0     # PER (%) at or under which a model "speaks" (docs/preregistration.md)
+MILESTONE = 30          # the speed-of-learning milestone: first listening with PER <= 30 %
+
+# primary_outcome (its start) -> (source, column); the scale comes from margin_unit
+OUTCOMES = {"params_total": ("speech", "params_total"),
+            "step_ms (timing pass)": ("timing", "step_ms"),
+            "fwd_ms (timing pass)": ("timing", "fwd_ms"),
+            "bwd_ms (timing pass)": ("timing", "bwd_ms"),
+            "model peak working memory": ("timing", "work_mb"),
+            "judge PER (%)": ("speech", "per"),
+            f"first training step with judge PER <= {MILESTONE} %": ("speech", f"step_to_per_{MILESTONE}")}
+
+
+def outcome_of(claim) -> tuple[str, str] | None:
+    for prefix, where in OUTCOMES.items():
+        if str(claim.primary_outcome).startswith(prefix):
+            return where
+    return None
+
+
+def scale_of(claim) -> str:
+    unit = str(claim.margin_unit)
+    return "exact" if unit == "parameters" else "ratio" if unit.startswith("ratio") else "difference"
+
+
+def expect_of(claim, column: str) -> str:
+    """The claimed direction on the primary outcome: accuracy claims flip when judged by error rate."""
+    if column == "per" and "acc" in str(claim.metric):
+        return "lower" if claim.expect == "higher" else "higher"
+    return claim.expect
+
+
+def load(results_dir, phase: str) -> dict[str, pd.DataFrame]:
+    """A phase's re-run tables: speech runs (predicted durations) and the timing pass, each with `group`."""
+    d = Path(results_dir) / phase
+    out = {}
+    if (d / "speech" / "runs.csv").is_file():
+        r = pd.read_csv(d / "speech" / "runs.csv")
+        r = r[r.durations == "predicted"]
+        out["speech"] = r.assign(group=r.label if "label" in r else r.model, unit=r.seed)
+    if (d / "timing.csv").is_file():
+        t = pd.read_csv(d / "timing.csv")
+        if "protocol" in t:
+            t = t[t.protocol == "speech"] if (t.protocol == "speech").any() else t.iloc[0:0]
+        out["timing"] = t.assign(group=t.label, unit=t["round"])
+    return out
+
+
+def _series(df: pd.DataFrame, group: str, column: str) -> pd.Series:
+    g = df[df.group == group]
+    return pd.Series(g[column].to_numpy(float), index=g.unit.to_numpy())
+
+
+def _resolve(name: str, df: pd.DataFrame) -> str:
+    """'@H' / '@H/3' name Phase 5's embedding-width labels relative to the hidden width."""
+    if not name.startswith("@") or df.empty:
+        return name
+    H = int(df.model_d_model.iloc[0])
+    return f"Emb{H if name == '@H' else H // int(name.split('/')[1])}"
+
+
+def _reported_ratio(text: str) -> float:
+    m = re.search(r"([\d.]+)x\)", str(text))
+    return float(m.group(1)) if m else np.nan
+
+
+def comparisons(claims: pd.DataFrame, tables: dict[str, dict[str, pd.DataFrame]]) -> tuple[list[Comparison], dict]:
+    """Every comparison of every claim whose phase has re-run tables; also what each group's values were."""
+    comps, seen = [], {}
+    for c in claims.itertuples():
+        where = outcome_of(c)
+        phase_tables = tables.get(c.phase, {})
+        if where is None or where[0] not in phase_tables:
+            continue
+        source, column = where
+        df = phase_tables[source]
+        a = [_resolve(x, df) for x in str(c.a).split("|")]
+        if c.kind == "reach":      # each named group against the bound
+            pairs = [(g, f"bound {SPEAKS_BOUND:g}") for g in a]
+        elif c.kind == "best":
+            pairs = [(a[0], g) for g in sorted(df.group.unique()) if g != a[0]]
+        else:
+            pairs = [(x, _resolve(y, df)) for x in a for y in str(c.b).split("|")]
+        scale, expect = scale_of(c), expect_of(c, column) if c.kind != "reach" else "lower"
+        for ga, gb in pairs:
+            va = _series(df, ga, column)
+            if gb.startswith("bound"):
+                vb = pd.Series(SPEAKS_BOUND, index=va.index)
+            else:
+                vb = _series(df, gb, column)
+            censored = ""
+            if column.startswith("step_to_"):
+                every = df["listen_every"].iloc[0] if "listen_every" in df else 1
+                budget = df.steps.iloc[0]
+                miss = {g: int(v.isna().sum()) for g, v in ((ga, va), (gb, vb)) if v.isna().any()}
+                censored = "; ".join(f"{g}: {n} of {len(df[df.group == g])} seeds not reached by step {budget}"
+                                     for g, n in miss.items())
+                va, vb = va.fillna(budget + every) / every, vb.fillna(budget + every) / every
+            cmp = compare(Comparison(c.claim_id, c.family, ga, gb, expect, scale, float(c.equivalence_margin)), va, vb)
+            cmp.censored = censored
+            comps.append(cmp)
+            seen[(c.claim_id, ga)], seen[(c.claim_id, gb)] = va, vb
+    return comps, seen
+
+
+def _describe(v: pd.Series, column: str) -> str:
+    v = v.dropna()
+    if v.empty:
+        return "n/a"
+    fmt = "{:,.0f}" if column == "params_total" else "{:.1f}"
+    return (fmt.format(v.mean()) + (f" (sd {v.std(ddof=1):.2g}" if len(v) > 1 else " (") + f", n={len(v)})")
+
+
+def provenance(repo=None) -> str:
+    """The commit that pre-registered the outcomes (the one that added docs/preregistration.md)."""
+    try:
+        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=%h", "--", "docs/preregistration.md"],
+                             capture_output=True, text=True, cwd=repo, timeout=20)
+        return out.stdout.split()[-1] if out.returncode == 0 and out.stdout.split() else "unknown (no git history)"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git history)"
+
+
+def verdict_table(claims: pd.DataFrame, results_dir, repo=None) -> pd.DataFrame:
+    """One row per claim of a re-run phase: what ran, primary outcome, values, effect, verdict, provenance."""
+    phases = sorted({p for p in claims.phase if str(p).startswith("phase")})
+    tables = {p: t for p in phases if (t := load(results_dir, p))}
+    comps, seen = comparisons(claims, tables)
+    if not comps:
+        return pd.DataFrame()
+    decided = decide(comps)
+    prereg = provenance(repo)
+    rows = []
+    for c in claims.itertuples():
+        d = decided[decided.claim_id == c.claim_id]
+        if d.empty:
+            continue
+        source, column = outcome_of(c)
+        df = tables[c.phase][source]
+        ran = "; ".join(f"{g} = {cfg} @ H{h}" for g, cfg, h in
+                        df[["group", "config", "model_d_model"]].drop_duplicates().itertuples(index=False)
+                        if g in set(d.a) | set(d.b)) if "config" in df else ""
+        fmt_eff = (lambda x: f"{x:.3f}x") if scale_of(c) == "ratio" else (lambda x: f"{x:+.2f}")
+        effects = "; ".join(f"{r.a} vs {r.b}: {fmt_eff(r.effect)} [{fmt_eff(r.ci_lo)}, {fmt_eff(r.ci_hi)}], "
+                            f"p_holm {r.p_holm:.3g}, {r.verdict}" for r in d.itertuples())
+        verdict = claim_verdict(d.verdict)
+        groups = list(dict.fromkeys(list(d.a) + list(d.b)))
+        values = "; ".join(f"{g}: {_describe(seen[(c.claim_id, g)], column)}" for g in groups
+                           if not g.startswith("bound"))
+        need = d.seeds_needed.max()
+        commits = ",".join(sorted({str(x) for x in df.get("git_commit", pd.Series(dtype=str)).dropna()}))
+        rows.append({"claim": c.claim_id, "phase": c.phase, "statement": c.claim, "reported": c.reported,
+                     "primary outcome": c.primary_outcome, "unit": c.margin_unit, "margin": c.equivalence_margin,
+                     "what ran": ran, "ours": values, "effect [95 % CI], Holm p, verdict": effects,
+                     "verdict": verdict,
+                     "magnitude": magnitude(d.effect.iloc[0], _reported_ratio(c.reported), scale_of(c), verdict)
+                     if scale_of(c) == "ratio" and len(d) == 1 else "",
+                     "seed pairs needed": "" if not np.isfinite(need) else int(need),
+                     "censored": "; ".join(x for x in d.censored if x),
+                     "pre-registered in": prereg, "results from": commits})
+    return pd.DataFrame(rows)
