@@ -12,9 +12,26 @@ export MALLOC_TRIM_THRESHOLD_=4294967296
 export MALLOC_TOP_PAD_=1073741824
 export CODEC
 
-.PHONY: venv data judge ablation speech phase1 phase2 phase3 phase4 phase5 phases samples report all bench timing test notebooks lab
+.PHONY: help gpu-check venv data judge ablation speech phase1 phase2 phase3 phase4 phase5 phases samples report all bench timing test notebooks lab
 
-venv: $(STAMP)
+# `make` alone: the targets (their `## ` comments) and the variables
+help:
+	@echo "usage: make <target> [VARIABLE=value ...]   (every target bootstraps .venv and data/build itself)"
+	@echo
+	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-34s %s\n", $$1, $$2}'
+	@echo
+	@echo "variables:"
+	@echo "  PROFILE=smoke|cpu|paper      run size (default cpu: a 2-core laptop; smoke: seconds; paper: reported sizes, GPU)"
+	@echo "  THREADS=N                    torch CPU threads (0: torch's default)"
+	@echo "  CODEC=auto|encodec|melkmeans codec of the corpus (auto: EnCodec if its weights load, else the offline codec)"
+	@echo "  CORPUS=dir                   your LJSpeech-style corpus (metadata.csv + wavs/) instead of the shipped one"
+	@echo "  RESULTS=dir                  where CSVs go (default results/, smoke: results/smoke/; CORPUS: results/user/)"
+	@echo "  PHASE=phaseN                 for make timing"
+	@echo "  TORCH_INDEX=url              e.g. https://download.pytorch.org/whl/cpu for the CPU wheel of torch"
+	@echo "  BENCH_BASELINE=commit        make bench: the commit the training-speed benchmark compares against"
+	@echo "  (phase grids: src/ssmtts/phases.py; claims and pre-registered outcomes: data/claims.csv)"
+
+venv: $(STAMP)  ## create .venv with the pinned packages
 $(STAMP): requirements.txt pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 (>=3.10) is required"; exit 1; }
 	@command -v g++ >/dev/null || echo "note: no g++ found; the CPU scan kernel falls back to a slower parallel scan (apt-get install g++)"
@@ -37,14 +54,18 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip uninstall -q -y rfc3987-syntax || true
 	touch $(STAMP)
 
-data: $(STAMP)
+# CORPUS=<folder>: a user's LJSpeech-style corpus (metadata.csv + wavs/) for every target, built in data/build-user/
+CORPUS ?=
+export CORPUS
+data: $(STAMP)  ## build the corpus (text -> speech -> codec tokens + durations) into data/build/
 	$(PY) -m ssmtts.corpus --codec $(CODEC)
 
-notebooks: $(STAMP)
+notebooks: $(STAMP)  ## regenerate notebooks/*.ipynb from notebooks/make_notebooks.py
 	$(PY) notebooks/make_notebooks.py
 
 # smoke runs go to the git-ignored results/smoke/ so they never mix with committed results
-RESULTS ?= $(if $(filter smoke,$(PROFILE)),results/smoke,results)
+# a user's corpus (CORPUS) writes to results/user/<profile>/, never beside the shipped corpus's results
+RESULTS ?= $(if $(CORPUS),results/user/$(PROFILE),$(if $(filter smoke,$(PROFILE)),results/smoke,results))
 
 THREADS ?= 0
 NB_phase1 := phase1_transformer_vs_hybrid
@@ -56,47 +77,47 @@ NB_ablation := decoder_ablation
 NB_speech := speech
 
 # `make phaseN`: runs the phase notebook with papermill; the executed copy lands beside its CSVs
-phase1 phase2 phase3 phase4 phase5: data
+phase1 phase2 phase3 phase4 phase5: data  ## run one phase's notebook (skips finished runs, resumes the rest)
 	mkdir -p $(RESULTS)/$@
 	SSMTTS_THREADS=$(THREADS) $(PAPERMILL) notebooks/$(NB_$@).ipynb $(RESULTS)/$@/$(NB_$@)_$(PROFILE).ipynb \
 		-p profile $(PROFILE) -p out_dir ../$(RESULTS) -p threads $(THREADS)
 
-phases: phase1 phase2 phase3 phase4 phase5
+phases: phase1 phase2 phase3 phase4 phase5  ## every phase
 
 # the judge (a CTC recogniser of the corpus's own audio, cached under data/build/judge/) and its card
-judge: data
+judge: data  ## the judge (a CTC recogniser of the corpus's audio) and its card
 	$(PY) -m ssmtts.judge --profile $(PROFILE) --out $(RESULTS)/judge --threads $(THREADS)
 
 # speech runs: the decoder ablation, then every backbone with the chosen recipe, judged on unseen text
-ablation speech: judge
+ablation speech: judge  ## speech runs: the decoder ablation / every backbone, judged on unseen text
 	mkdir -p $(RESULTS)/speech
 	SSMTTS_THREADS=$(THREADS) $(PAPERMILL) notebooks/$(NB_$@).ipynb $(RESULTS)/speech/$(NB_$@)_$(PROFILE).ipynb \
 		-p profile $(PROFILE) -p out_dir ../$(RESULTS) -p threads $(THREADS)
 
 # speech from the Phase 1 models and the best Phase 3 model: WAVs + objective measures in $(RESULTS)/samples/
-samples: data
+samples: data  ## WAVs and objective measures of the Phase 1 and best Phase 3 models
 	$(PY) -m ssmtts.samples --results $(RESULTS) --profile $(PROFILE) --threads $(THREADS)
 
 # the report reads only results/**.csv; HTML with figures embedded (works offline)
-report: $(STAMP)
+report: $(STAMP)  ## the report notebook + HTML from results/**.csv (trains nothing)
 	mkdir -p $(RESULTS)/report
 	$(PAPERMILL) notebooks/report.ipynb $(RESULTS)/report/report_$(PROFILE).ipynb \
 		-p profile $(PROFILE) -p results_dir ../$(RESULTS)
 	$(PY) -m jupyter nbconvert --to html --log-level WARN $(RESULTS)/report/report_$(PROFILE).ipynb
 
 # the speech runs, every phase, the samples, then the report, on $(PROFILE); prints the wall-clock time it took
-all: data
+all: data  ## speech runs, every phase, samples, report
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory ablation speech phases samples report PROFILE=$(PROFILE) THREADS=$(THREADS) && \
 	echo "make all ($(PROFILE)) took $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
 
 # the timing pass: a phase's configurations timed side by side in fresh processes (cost claims come from it)
 PHASE ?= phase1
-timing: data
+timing: data  ## the timing pass of PHASE (costs side by side, fresh processes)
 	$(PY) -m ssmtts.timing --phase $(PHASE) --profile $(PROFILE) --out $(RESULTS)
 
 BENCH_BASELINE ?= 54469e3
-bench: $(STAMP)
+bench: $(STAMP)  ## kernel, training-step and generation benchmarks into results/bench/ (slow)
 	$(PY) benchmarks/scan_bench.py --out results/bench
 	$(PY) benchmarks/step_bench.py --out results/bench
 	$(PY) benchmarks/step_bench.py --phase phase1 --label hybrid --backends cpu,cpu+glibc-malloc,pytorch,pytorch+glibc-malloc --out results/bench
@@ -105,9 +126,15 @@ bench: $(STAMP)
 	$(PY) benchmarks/profile_step.py --shape phase1 --out results/bench
 	$(PY) benchmarks/profile_step.py --shape phase3 --out results/bench
 
-test: data
-	$(PY) -m pytest -q tests
-	SSMTTS_PROFILE=smoke SSMTTS_RESULTS=$$(mktemp -d) $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
+# the tests run on the shipped corpus whatever CORPUS says (they check its properties)
+test: $(STAMP)  ## unit tests + the notebooks under nbval on the smoke profile
+	CORPUS= $(PY) -m ssmtts.corpus --codec $(CODEC)
+	CORPUS= $(PY) -m pytest -q tests
+	CORPUS= SSMTTS_PROFILE=smoke SSMTTS_RESULTS=$$(mktemp -d) $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
 
-lab: $(STAMP)
-	.venv/bin/jupyter lab --notebook-dir=notebooks
+# the CUDA path on real hardware (results/gpu/); without CUDA: one line, exit 0
+gpu-check: data  ## check the CUDA path (scan, generation, paper-size training steps) on a GPU
+	$(PY) -m ssmtts.gpu_check --out results/gpu
+
+lab: $(STAMP)  ## JupyterLab at the repository root (notebooks/, results/ browsable)
+	.venv/bin/jupyter lab --notebook-dir=. $$( [ "$$(id -u)" = 0 ] && echo --allow-root )

@@ -51,3 +51,9 @@ def release_freed_memory() -> bool:
     """Return the heap's free memory to the OS (RSS drops to what is live); True if any was."""
     libc = _glibc()
     return bool(libc and libc.malloc_trim(0))
+
+
+def user_corpus_dir() -> str | None:
+    """CORPUS=<folder>: a user's LJSpeech-style corpus instead of the shipped one (every target, notebook, test
+    of a phase). The one place the variable is read."""
+    return os.environ.get("CORPUS") or None

@@ -3,7 +3,7 @@ import argparse
 import os
 import time
 
-from .build import DEFAULT_BUILD, build_corpus, shipped_sources, user_sources
+from .build import UserCorpusError, build_corpus, corpus_sources
 
 
 def main():
@@ -11,12 +11,16 @@ def main():
     ap.add_argument("--codec", default=os.environ.get("CODEC", "auto"), choices=["auto", "encodec", "melkmeans"])
     ap.add_argument("--encodec-dir", default=os.environ.get("ENCODEC_DIR") or None,
                     help="folder holding encodec_24khz-d7cc33bc.th")
-    ap.add_argument("--user-corpus", default=None, help="LJSpeech-style folder (metadata.csv + wavs/)")
-    ap.add_argument("--build-dir", default=str(DEFAULT_BUILD))
+    ap.add_argument("--user-corpus", default=None, help="LJSpeech-style folder (metadata.csv + wavs/); default: "
+                    "the CORPUS variable, else the shipped corpus")
+    ap.add_argument("--build-dir", default=None, help="default: data/build (a user's corpus: data/build-user/<name>-<hash>)")
     a = ap.parse_args()
     t0 = time.time()
-    sources = user_sources(a.user_corpus) if a.user_corpus else shipped_sources()
-    corpus = build_corpus(sources, a.build_dir, a.codec, a.encodec_dir)
+    try:
+        sources, build_dir = corpus_sources(a.user_corpus)
+    except UserCorpusError as e:
+        raise SystemExit(f"error: {e}")
+    corpus = build_corpus(sources, a.build_dir or build_dir, a.codec, a.encodec_dir)
     print(f"codec {corpus.codec_id}, corpus hash {corpus.corpus_hash}, {time.time() - t0:.1f} s")
     print(corpus.stats().to_string(index=False))
     print("unique codes per codebook (val):", corpus.unique_codes_per_codebook("val"))

@@ -219,24 +219,74 @@ def shipped_sources(text_file: Path = DEFAULT_TEXT, unseen_file: Path | None = U
     return out
 
 
+USER_MIN_UTTERANCES = 20    # a user's corpus: enough for a validation and a test utterance beside training
+
+
+class UserCorpusError(ValueError):
+    """A user's corpus folder that cannot be built: every problem found is listed in the message."""
+
+
 def user_sources(folder: Path) -> list[Source]:
-    """LJSpeech layout: folder/metadata.csv (`id|text[|normalised text]`) and folder/wavs/<id>.wav."""
+    """LJSpeech layout: folder/metadata.csv (`id|text[|normalised text]`) and folder/wavs/<id>.wav.
+
+    Checked up front, before anything is built: every bad row, missing or unreadable wav is listed
+    in one UserCorpusError, and a corpus under USER_MIN_UTTERANCES is refused. Splits: the
+    utterances ranked by a hash of their text; the first 5 % (at least one) are validation, the
+    next 5 % (at least one) test, the rest training (fixed by the text, like the shipped corpus)."""
     folder = Path(folder)
     meta = folder / "metadata.csv"
     if not meta.is_file():
-        raise FileNotFoundError(f"{meta} not found (expected LJSpeech-style `id|text` lines)")
-    out = []
+        raise UserCorpusError(f"{meta} not found (expected an LJSpeech-style folder: metadata.csv with `id|text` "
+                              f"lines, and wavs/<id>.wav)")
+    out, problems = [], []
     with meta.open(encoding="utf-8") as f:
         for n, row in enumerate(csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE), 1):
-            if len(row) < 2:
-                raise ValueError(f"{meta}:{n}: expected `id|text`, got {row!r}")
+            if len(row) < 2 or not row[0].strip():
+                problems.append(f"{meta}:{n}: expected `id|text`, got {'|'.join(row)!r}")
+                continue
             text = textlib.normalize(row[-1])
             try:
                 textlib.encode(text)
             except textlib.TextError as e:
-                raise textlib.TextError(f"{meta}:{n}: {e}") from e
-            out.append(Source(row[0], text, "user", 0, str(folder / "wavs" / f"{row[0]}.wav")))
+                problems.append(f"{meta}:{n}: {e}")
+                continue
+            wav = folder / "wavs" / f"{row[0]}.wav"
+            if not wav.is_file():
+                problems.append(f"{meta}:{n}: {wav} does not exist")
+                continue
+            try:
+                info = sf.info(str(wav))
+                if info.frames == 0:
+                    raise ValueError("no samples")
+            except Exception as e:
+                problems.append(f"{meta}:{n}: {wav} is not readable audio ({str(e).strip() or type(e).__name__})")
+                continue
+            out.append(Source(row[0], text, "user", 0, str(wav)))
+    if problems:
+        raise UserCorpusError(f"{len(problems)} problem(s) in {folder}:\n  " + "\n  ".join(problems))
+    if len(out) < USER_MIN_UTTERANCES:
+        raise UserCorpusError(f"{folder} has {len(out)} utterance(s); a corpus needs at least {USER_MIN_UTTERANCES} "
+                              f"(training, plus at least one validation and one test utterance)")
+    ranked = sorted(range(len(out)), key=lambda i: (zlib.crc32(out[i].text.encode("utf-8")), out[i].uid))
+    k = max(1, round(0.05 * len(out)))
+    for rank, i in enumerate(ranked):
+        out[i].split = "val" if rank < k else "test" if rank < 2 * k else "train"
     return out
+
+
+def user_build_dir(folder: Path) -> Path:
+    """A user's corpus builds beside the shipped one, never into it: data/build-user/<folder name>-<hash of its metadata>."""
+    folder = Path(folder)
+    return DEFAULT_BUILD.parent / "build-user" / f"{folder.resolve().name}-{_sha((folder / 'metadata.csv').read_bytes())[:8]}"
+
+
+def corpus_sources(user_corpus: str | Path | None = None) -> tuple[list[Source], Path]:
+    """(sources, build folder) of the shipped corpus, or of a user's folder (argument, else the CORPUS variable)."""
+    from ..runtime import user_corpus_dir
+    user_corpus = user_corpus or user_corpus_dir()
+    if user_corpus:
+        return user_sources(Path(user_corpus)), user_build_dir(Path(user_corpus))
+    return shipped_sources(), DEFAULT_BUILD
 
 
 def resolve_codec(name: str, train_wavs, build_dir: Path, weights_dir: str | None = None, seed: int = 0):
@@ -263,11 +313,18 @@ def resolve_codec(name: str, train_wavs, build_dir: Path, weights_dir: str | Non
     return codec
 
 
-def build_corpus(sources: list[Source] | None = None, build_dir: Path = DEFAULT_BUILD,
-                 codec: str = "auto", weights_dir: str | None = None, seed: int = 0) -> Corpus:
-    """Synthesise (or read), align and tokenise every utterance, reusing whatever is cached."""
-    sources = shipped_sources() if sources is None else sources
-    build_dir = Path(build_dir)
+def build_corpus(sources: list[Source] | None = None, build_dir: Path | None = None,
+                 codec: str = "auto", weights_dir: str | None = None, seed: int = 0,
+                 user_corpus: str | Path | None = None) -> Corpus:
+    """Synthesise (or read), align and tokenise every utterance, reusing whatever is cached.
+
+    sources None: the shipped corpus, or a user's LJSpeech-style folder (`user_corpus`, else the
+    CORPUS variable; see `corpus_sources`), each in its own build folder unless `build_dir` is given."""
+    if sources is None:
+        sources, default_dir = corpus_sources(user_corpus)
+    else:
+        default_dir = DEFAULT_BUILD
+    build_dir = Path(build_dir or default_dir)
     for sub in ("audio", "durations", "phonemes"):
         (build_dir / sub).mkdir(parents=True, exist_ok=True)
     keys = {s.uid: s.key for s in sources}
