@@ -60,6 +60,7 @@ def test_phase1_claims_are_decided_on_the_primary_outcomes(phase1_results):
     assert "transformer: 2 of 3 seeds not reached by step 600" in table.loc["p1_speed", "censored"]
     # what ran, the pre-registration commit and the results' commit are named
     assert "hybrid = hybrid_L4_H128 @ H128" in table.loc["p1_acc", "what ran"]
+    assert "transformer = transformer_L4_H128 @ H128" in table.loc["p1_step", "what ran"]   # timing rows too
     assert table.loc["p1_acc", "results from"] == "abc123"
     assert table.loc["p1_acc", "pre-registered in"]
 

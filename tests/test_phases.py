@@ -88,6 +88,8 @@ def test_run_phase_rejects_unknown_phase_and_protocol(corpus, tmp_path):
         run_phase("phase9", corpus, "smoke", out_dir=tmp_path)
     with pytest.raises(ValueError, match="no protocol"):
         run_phase("phase4", corpus, "smoke", protocols=["heldout"], out_dir=tmp_path)
+    with pytest.raises(ValueError, match="no configuration .'mamba'."):
+        run_phase("phase1", corpus, "smoke", labels=["mamba"], out_dir=tmp_path)
 
 
 def _runs(phase, values: dict, metric="best_train_acc", protocol="reported", **extra):

@@ -60,3 +60,14 @@ def test_a_build_lock_left_by_a_killed_build_does_not_hang_the_next_process():
                          capture_output=True, text=True, timeout=300)
     assert out.stdout.strip() == "True" and "left by a kernel build that was killed" in out.stderr
     assert not os.path.exists(os.path.join(folder, "lock"))
+
+
+def test_every_result_row_names_the_scan_path_that_ran(monkeypatch):
+    """A silent fallback to a slower path would otherwise reach the claims table unnoticed."""
+    from ssmtts.models.cpu_ext import cpu_ext
+    from ssmtts.models.scan import scan_path
+    from ssmtts.train.results import environment_row
+    expected = "cpu (C++ kernel)" if cpu_ext() is not None else "pscan (fallback: no C++ kernel)"
+    assert environment_row("cpu")["scan_path"] == expected
+    monkeypatch.setenv("SSMTTS_SCAN_BACKEND", "pscan")
+    assert scan_path("cpu") == "pscan (forced by SSMTTS_SCAN_BACKEND)"

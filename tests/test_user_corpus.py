@@ -2,7 +2,6 @@
 import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from ssmtts.corpus.build import (DEFAULT_BUILD, USER_MIN_UTTERANCES, UserCorpusError, build_corpus, user_build_dir,

@@ -167,9 +167,11 @@ def verdict_table(claims: pd.DataFrame, results_dir, repo=None) -> pd.DataFrame:
             continue
         source, column = outcome_of(c)
         df = tables[c.phase][source]
+        # what ran, from the speech runs (the timing pass times the same configurations)
+        cfgs = tables[c.phase].get("speech", df)
         ran = "; ".join(f"{g} = {cfg} @ H{h}" for g, cfg, h in
-                        df[["group", "config", "model_d_model"]].drop_duplicates().itertuples(index=False)
-                        if g in set(d.a) | set(d.b)) if "config" in df else ""
+                        cfgs[["group", "config", "model_d_model"]].drop_duplicates().itertuples(index=False)
+                        if g in set(d.a) | set(d.b)) if {"config", "model_d_model"} <= set(cfgs) else ""
         fmt_eff = (lambda x: f"{x:.3f}x") if scale_of(c) == "ratio" else (lambda x: f"{x:+.2f}")
         effects = "; ".join(f"{r.a} vs {r.b}: {fmt_eff(r.effect)} [{fmt_eff(r.ci_lo)}, {fmt_eff(r.ci_hi)}], "
                             f"p_holm {r.p_holm:.3g}, {r.verdict}" for r in d.itertuples())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -22,6 +23,9 @@ from .corpus.build import Corpus
 from .models import ModelConfig, TTSModel
 from .train.loop import TrainConfig, run_training
 from .train.results import environment_row, upsert_rows
+
+if TYPE_CHECKING:
+    from .speech import SpeechSchedule
 
 PROFILES = ("smoke", "cpu", "paper")
 WIDTH_SCALE = {"smoke": 1 / 24, "cpu": 1 / 8, "paper": 1}
@@ -71,7 +75,7 @@ def _protocols(profile: str, reported_steps: int | None = None, **cpu) -> dict[s
     return {"reported": reported, "heldout": train}
 
 
-def speech_protocol(profile: str) -> tuple[TrainConfig, "SpeechSchedule"]:
+def speech_protocol(profile: str) -> tuple[TrainConfig, SpeechSchedule]:
     """The re-run's training budget (the speech runs': cpu 600 steps of 8 x 192 frames) and listening schedule:
     the judge hears 12 unseen sentences every LISTEN_FRACTION of the budget, the whole unseen set at the end."""
     from .speech import SPEECH_SCHEDULES, speech_training

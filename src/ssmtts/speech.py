@@ -346,9 +346,15 @@ SPEECH_BACKBONES = ("transformer", "hybrid", "mamba", "mamba2")
 
 
 def run_speech(jobs: list[tuple[str, ModelConfig]], corpus: Corpus, judge: Judge, out: Path, profile: str = "cpu",
-               seed: int = 0, device: str = "cpu", progress: bool = True) -> pd.DataFrame:
-    """train_and_listen for each (name, config) with the profile's budget; returns runs.csv."""
+               seed: int = 0, device: str = "cpu", progress: bool = True, steps: int | None = None) -> pd.DataFrame:
+    """train_and_listen for each (name, config) with the profile's budget; returns runs.csv.
+    `steps`: another budget (listening every tenth of it); the runs are named `<name>-<steps>steps`
+    so that they never take the place of the default budget's rows."""
     tc, schedule = speech_training(profile), SPEECH_SCHEDULES[profile]
+    if steps and steps != tc.steps:
+        every = max(1, steps // 10)
+        tc, schedule = replace(tc, steps=steps, checkpoint_every=every), replace(schedule, listen_every=every)
+        jobs = [(f"{name}-{steps}steps", mc) for name, mc in jobs]
     for name, mc in jobs:
         train_and_listen(name, mc, tc, corpus, judge, out, schedule, seed, device, progress)
     with locked(Path(out)):
@@ -406,6 +412,8 @@ def main(argv=None):
     p.add_argument("--only", default=None, help="comma-separated backbones or recipes to run (others skipped)")
     p.add_argument("--codec", default=os.environ.get("CODEC", "auto"))
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="a longer (or shorter) budget than the profile's; "
+                   "runs named <name>-<steps>steps")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -422,7 +430,7 @@ def main(argv=None):
     for n, mc in jobs:                       # the ablation's default-recipe hybrid is the backbone run's hybrid
         if (n, mc.name) not in seen:
             seen.add((n, mc.name)), unique.append((n, mc))
-    runs = run_speech(unique, corpus, judge, out, a.profile)
+    runs = run_speech(unique, corpus, judge, out, a.profile, steps=a.steps)
     cols = ["model", "config", "durations", "n", "per", "per_lo", "per_hi", "cer", "mcd_db", "dur_mae_frames", "rtf_tokens"]
     print(runs[[c for c in cols if c in runs]].round(2).to_string(index=False))
 

@@ -134,6 +134,18 @@ def pick_backend(device: torch.device, has_state: bool) -> str:
     return "pscan"
 
 
+def scan_path(device: str | torch.device = "cpu") -> str:
+    """Which selective scan (and convolution) path runs on `device`, as written into every result row: a run
+    that fell back to a slower path says so (e.g. "pscan (fallback: no C++ kernel)")."""
+    device = torch.device(device)
+    forced = os.environ.get("SSMTTS_SCAN_BACKEND", "auto")
+    if forced != "auto":
+        return f"{forced} (forced by SSMTTS_SCAN_BACKEND)"
+    if device.type == "cuda":
+        return "cuda (mamba-ssm fused)" if cuda_kernels_available() else "pscan (fallback: mamba-ssm not importable)"
+    return "cpu (C++ kernel)" if cpu_ext() is not None else "pscan (fallback: no C++ kernel)"
+
+
 def selective_scan(u, delta, A, Bm, Cm, Dskip, z=None, delta_bias=None, h0=None, backend: str = "auto"):
     """Returns (y (B, L, D), last state (B, D, N)). `backend`: auto | cpu | pscan | cuda | ref."""
     if delta_bias is None:

@@ -39,6 +39,8 @@ def git_commit() -> str:
 
 def environment_row(device: str) -> dict:
     import torch
+
+    from ..models.scan import scan_path
     versions = {}
     for pkg in ("numpy", "pandas", "mambapy", "mamba-ssm", "encodec"):
         try:
@@ -48,7 +50,7 @@ def environment_row(device: str) -> dict:
     return {"device": device, "cpu": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "packages": ";".join(f"{k}={v}" for k, v in versions.items() if v),
-            "git_commit": git_commit()}
+            "scan_path": scan_path(device), "git_commit": git_commit()}
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
