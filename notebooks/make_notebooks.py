@@ -83,7 +83,7 @@ def speech_cells(phase: str) -> list:
         code("if len(sp):\n"
              "    pred = sp[sp.durations == 'predicted']\n"
              "    cols = ['per', 'cer', 'mcd_db', 'dur_mae_frames', 'step_to_per_30', 'final_val_acc_cb0', 'params_total']\n"
-             "    table = report.summarize(pred, ['label', 'config'], [c for c in cols if c in pred])\n"
+             "    table = report.summarize(pred.assign(status='finished'), ['label', 'config'], [c for c in cols if c in pred])\n"
              f"    table.to_markdown(f'{{out_dir}}/{phase}/speech/summary_{{profile}}.md', index=False)\n"
              "    display(table)"),
         md("## Judge error while training (listening subset; mean over seeds)"),

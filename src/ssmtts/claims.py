@@ -173,8 +173,9 @@ def verdict_table(claims: pd.DataFrame, results_dir, repo=None) -> pd.DataFrame:
                         cfgs[["group", "config", "model_d_model"]].drop_duplicates().itertuples(index=False)
                         if g in set(d.a) | set(d.b)) if {"config", "model_d_model"} <= set(cfgs) else ""
         fmt_eff = (lambda x: f"{x:.3f}x") if scale_of(c) == "ratio" else (lambda x: f"{x:+.2f}")
-        effects = "; ".join(f"{r.a} vs {r.b}: {fmt_eff(r.effect)} [{fmt_eff(r.ci_lo)}, {fmt_eff(r.ci_hi)}], "
-                            f"p_holm {r.p_holm:.3g}, {r.verdict}" for r in d.itertuples())
+        interval = lambda r: "exact" if r.scale == "exact" else f"[{fmt_eff(r.ci_lo)}, {fmt_eff(r.ci_hi)}], p_holm {r.p_holm:.3g}"
+        effects = "; ".join(f"{r.a} vs {r.b}: {fmt_eff(r.effect) if r.scale != 'exact' else f'{r.effect:+,.0f}'} "
+                            f"{interval(r)}, {r.verdict}" for r in d.itertuples())
         verdict = claim_verdict(d.verdict)
         groups = list(dict.fromkeys(list(d.a) + list(d.b)))
         values = "; ".join(f"{g}: {_describe(seen[(c.claim_id, g)], column)}" for g in groups
