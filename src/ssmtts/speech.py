@@ -26,7 +26,7 @@ import json
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -412,6 +412,8 @@ def main(argv=None):
     p.add_argument("--only", default=None, help="comma-separated backbones or recipes to run (others skipped)")
     p.add_argument("--codec", default=os.environ.get("CODEC", "auto"))
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a ModelConfig field of every job (e.g. pos_emb_std=1.0); its name says so")
     p.add_argument("--steps", type=int, default=None, help="a longer (or shorter) budget than the profile's; "
                    "runs named <name>-<steps>steps")
     a = p.parse_args(argv)
@@ -422,6 +424,19 @@ def main(argv=None):
     judge = judge_for(corpus, a.profile)
     jobs = (ablation_jobs(a.profile) if a.what in ("ablation", "all") else []) + \
            (backbone_jobs(a.profile) if a.what in ("backbones", "all") else [])
+    if a.set:
+        from .models.config import ConfigError
+        types = {f.name: f.type for f in fields(ModelConfig)}
+        try:
+            kv = {k: v for k, v in (x.split("=", 1) for x in a.set)}
+            bad = set(kv) - set(types)
+            if bad:
+                raise ConfigError(f"unknown ModelConfig fields {sorted(bad)}")
+            over = {k: (float(v) if types[k] in ("float", float) else int(v) if types[k] in ("int", int) else v)
+                    for k, v in kv.items()}
+        except ValueError as e:
+            raise SystemExit(f"error: --set: {e}")
+        jobs = [(n, replace(mc, **over)) for n, mc in jobs]
     if a.only:
         keep = set(a.only.split(","))
         recipe_of = {speech_model(ABLATION_BACKBONE, a.profile, **kw).name: r for r, kw in DECODER_RECIPES.items()}

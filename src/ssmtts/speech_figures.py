@@ -46,6 +46,16 @@ def error_curves(curve: pd.DataFrame, baselines: pd.DataFrame, metric: str = PRI
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
     uids = None
     for key, g in curve.groupby(label, sort=False):
+        if "run_id" in g and g.run_id.nunique() > 1:
+            # several seeds: the mean over seeds, shaded between the lowest and highest seed, seeds as dots
+            agg = g.groupby("step").agg(y=(metric, "mean"), lo=(metric, "min"), hi=(metric, "max"),
+                                        train_minutes=("train_minutes", "mean")).reset_index()
+            for ax, x in zip(axes, ("step", "train_minutes")):
+                line, = ax.plot(agg[x], agg.y, marker="o", label=f"{key} (mean of {g.run_id.nunique()} seeds)")
+                ax.fill_between(agg[x], agg.lo, agg.hi, alpha=0.15, color=line.get_color())
+                ax.scatter(g[x], g[metric], s=8, color=line.get_color(), alpha=0.6)
+            uids = g.get("n").iloc[0] if "n" in g else None
+            continue
         g = g.sort_values("step")
         for ax, x in zip(axes, ("step", "train_minutes")):
             ax.plot(g[x], g[metric], marker="o", label=key)

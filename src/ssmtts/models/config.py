@@ -42,6 +42,8 @@ class ModelConfig:
     decoder_causal: bool | None = None  # False: attention / convolutions look both ways (only with decoder_input="none");
                                         # None: bidirectional when no codes are read (the ablation's choice), else causal
     prenet_dropout: float = 0.5    # prev_codes_dropout only
+    pos_emb_std: float = 0.02      # init scale of the learned position table (text and frames); the text table is
+                                   # N(0, 1), so at 0.02 attention starts nearly blind to order (Mamba scans in order)
 
     def __post_init__(self):
         if isinstance(self.conv_kernels, list):
@@ -79,6 +81,8 @@ class ModelConfig:
                             "looking ahead it would read its own targets")
         if not 0 <= self.prenet_dropout < 1:
             problems.append(f"prenet_dropout must be in [0, 1), got {self.prenet_dropout}")
+        if not self.pos_emb_std > 0:
+            problems.append(f"pos_emb_std must be > 0, got {self.pos_emb_std}")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if problems:
@@ -108,7 +112,8 @@ class ModelConfig:
     def name(self) -> str:
         extra = f"_K{self.conv_kernels[0]}-{self.conv_kernels[1]}" if self.backbone == "hybrid" else ""
         emb = f"_Emb{self.d_embed}" if self.d_embed != self.d_model else ""
-        return f"{self.backbone}_L{self.n_layers}_H{self.d_model}_E{self.expand:g}{extra}{emb}{self.decoder_tag}"
+        pos = f"_pos{self.pos_emb_std:g}" if self.pos_emb_std != 0.02 else ""
+        return f"{self.backbone}_L{self.n_layers}_H{self.d_model}_E{self.expand:g}{extra}{emb}{pos}{self.decoder_tag}"
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -85,7 +85,7 @@ class TTSModel(nn.Module):
         self.heads = nn.Linear(H, C * K)
         self.register_buffer("code_offsets", torch.arange(C) * K, persistent=False)
         nn.init.normal_(self.audio_emb.weight, std=0.02)
-        nn.init.normal_(self.pos_emb.weight, std=0.02)
+        nn.init.normal_(self.pos_emb.weight, std=cfg.pos_emb_std)
 
     # ---------------------------------------------------------------- pieces
     def _check_len(self, n: int, what: str):
