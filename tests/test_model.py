@@ -195,3 +195,13 @@ def test_decoder_recipe_errors_and_names():
     assert ModelConfig.from_dict(row).decoder_causal is False
     old_row = {k: v for k, v in small("mamba").to_row(prefix="").items() if not k.startswith(("decoder", "prenet"))}
     assert ModelConfig.from_dict({**old_row, "decoder_input": float("nan")}).decoder_input == "prev_codes"
+
+
+def test_the_position_table_scale_is_a_named_config_choice():
+    from ssmtts.models.config import ConfigError
+    torch.manual_seed(0)
+    default, strong = TTSModel(small("transformer")), TTSModel(small("transformer", pos_emb_std=1.0))
+    assert abs(float(default.pos_emb.weight.std()) - 0.02) < 0.002 and abs(float(strong.pos_emb.weight.std()) - 1.0) < 0.05
+    assert "_pos" not in default.cfg.name and strong.cfg.name.endswith("_pos1")
+    with pytest.raises(ConfigError, match="pos_emb_std"):
+        small("transformer", pos_emb_std=0.0)
