@@ -26,7 +26,7 @@ help:
 	@echo "  CODEC=auto|encodec|melkmeans codec of the corpus (auto: EnCodec if its weights load, else the offline codec)"
 	@echo "  CORPUS=dir                   your LJSpeech-style corpus (metadata.csv + wavs/) instead of the shipped one"
 	@echo "  RESULTS=dir                  where CSVs go (default results/, smoke: results/smoke/; CORPUS: results/user/)"
-	@echo "  PHASE=phaseN                 for make timing"
+	@echo "  PHASE=phaseN ROUNDS=n        for make timing (default phase1, 10 rounds)"
 	@echo "  TORCH_INDEX=url              e.g. https://download.pytorch.org/whl/cpu for the CPU wheel of torch"
 	@echo "  BENCH_BASELINE=commit        make bench: the commit the training-speed benchmark compares against"
 	@echo "  (phase grids: src/ssmtts/phases.py; claims and pre-registered outcomes: data/claims.csv)"
@@ -113,8 +113,9 @@ all: data  ## speech runs, every phase, samples, report
 
 # the timing pass: a phase's configurations timed side by side in fresh processes (cost claims come from it)
 PHASE ?= phase1
-timing: data  ## the timing pass of PHASE (costs side by side, fresh processes)
-	$(PY) -m ssmtts.timing --phase $(PHASE) --profile $(PROFILE) --out $(RESULTS)
+ROUNDS ?= 10
+timing: data  ## the timing pass of PHASE (costs side by side, fresh processes; ROUNDS interleaved rounds)
+	$(PY) -m ssmtts.timing --phase $(PHASE) --profile $(PROFILE) --rounds $(ROUNDS) --out $(RESULTS)
 
 BENCH_BASELINE ?= 54469e3
 bench: $(STAMP)  ## kernel, training-step and generation benchmarks into results/bench/ (slow)
