@@ -120,14 +120,16 @@ def test_corrupt_and_empty_audio_raise(tmp_path):
 def test_user_corpus_goes_through_the_same_pipeline(tmp_path):
     (tmp_path / "wavs").mkdir()
     lines = []
-    train_sources = [s for s in B.shipped_sources() if B.split_of(s.text) == "train"][:3]
+    # the smallest corpus a user may bring (B.USER_MIN_UTTERANCES), as "recordings" at another sample rate
+    train_sources = [s for s in B.shipped_sources() if B.split_of(s.text) == "train"][:B.USER_MIN_UTTERANCES]
     for i, s in enumerate(train_sources):
         audio = synthesize(s.text).audio
         sf.write(tmp_path / "wavs" / f"u{i}.wav", audio, 22050)  # a "recording" at another rate
         lines.append(f"u{i}|{s.text}")
     (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     c = B.build_corpus(B.user_sources(tmp_path), tmp_path / "build", codec="melkmeans")
-    assert len(c.utterances) == 3
+    assert len(c.utterances) == B.USER_MIN_UTTERANCES
+    assert [len(c.split(n)) for n in ("val", "test")] == [1, 1]
     for u in c.utterances:
         assert u.durations.sum() == u.n_frames
     manifest = (tmp_path / "build" / f"manifest-{c.codec_id}.json").read_text()
