@@ -52,6 +52,7 @@ def test_phase1_claims_are_decided_on_the_primary_outcomes(phase1_results):
     assert table.loc["p1_step", "verdict"] == "holds"                     # 0.8x in every round
     assert "0.80" in table.loc["p1_step", "effect [95 % CI], Holm p, verdict"]
     assert table.loc["p1_step", "magnitude"].startswith("direction holds, 0.80x vs 0.64x")
+    assert table.loc["p1_step", "magnitude"].endswith("the reported 0.64x lies outside the 95 % CI")
     assert table.loc["p1_mem", "verdict"] == "equivalent"                 # identical working memory
     # "both reach 100 %" -> "both speak" (PER <= 25 %): the Transformer at 32 % does not
     assert table.loc["p1_acc", "verdict"] == "does not hold"

@@ -141,6 +141,18 @@ def _describe(v: pd.Series, column: str) -> str:
     return (fmt.format(v.mean()) + (f" (sd {v.std(ddof=1):.2g}" if len(v) > 1 else " (") + f", n={len(v)})")
 
 
+def _magnitude(d: pd.DataFrame, claim, verdict: str) -> str:
+    """A ratio claim's effect beside the reported ratio, and whether the 95 % CI excludes the reported one."""
+    reported = _reported_ratio(claim.reported)
+    if scale_of(claim) != "ratio" or len(d) != 1 or not np.isfinite(reported):
+        return ""
+    r = d.iloc[0]
+    text = magnitude(r.effect, reported, "ratio", verdict)
+    if np.isfinite(r.ci_lo) and not r.ci_lo <= reported <= r.ci_hi:
+        text += f"; the reported {reported:.2f}x lies outside the 95 % CI"
+    return text
+
+
 def provenance(repo=None) -> str:
     """The commit that pre-registered the outcomes (the one that added docs/preregistration.md)."""
     try:
@@ -186,8 +198,7 @@ def verdict_table(claims: pd.DataFrame, results_dir, repo=None) -> pd.DataFrame:
                      "primary outcome": c.primary_outcome, "unit": c.margin_unit, "margin": c.equivalence_margin,
                      "what ran": ran, "ours": values, "effect [95 % CI], Holm p, verdict": effects,
                      "verdict": verdict,
-                     "magnitude": magnitude(d.effect.iloc[0], _reported_ratio(c.reported), scale_of(c), verdict)
-                     if scale_of(c) == "ratio" and len(d) == 1 else "",
+                     "magnitude": _magnitude(d, c, verdict),
                      "seed pairs needed": "" if not np.isfinite(need) else int(need),
                      "censored": "; ".join(x for x in d.censored if x),
                      "pre-registered in": prereg, "results from": commits})
