@@ -5,7 +5,8 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 PROFILE ?= cpu
 CODEC   ?= auto
-PAPERMILL := $(PY) -m papermill --cwd notebooks -k python3
+# progress bars off inside executed notebooks (their rates would make every re-execution differ)
+PAPERMILL := TQDM_DISABLE=1 $(PY) -m papermill --cwd notebooks -k python3
 # glibc malloc tuning: big tensors are reused instead of returned to the OS each step
 export MALLOC_MMAP_THRESHOLD_=33554432
 export MALLOC_TRIM_THRESHOLD_=4294967296
@@ -81,6 +82,7 @@ phase1 phase2 phase3 phase4 phase5: data  ## run one phase's notebook (skips fin
 	mkdir -p $(RESULTS)/$@
 	SSMTTS_THREADS=$(THREADS) $(PAPERMILL) notebooks/$(NB_$@).ipynb $(RESULTS)/$@/$(NB_$@)_$(PROFILE).ipynb \
 		-p profile $(PROFILE) -p out_dir ../$(RESULTS) -p threads $(THREADS)
+	$(PY) -m ssmtts.files $(RESULTS)/$@/$(NB_$@)_$(PROFILE).ipynb
 
 phases: phase1 phase2 phase3 phase4 phase5  ## every phase
 
@@ -93,6 +95,7 @@ ablation speech: judge  ## speech runs: the decoder ablation / every backbone, j
 	mkdir -p $(RESULTS)/speech
 	SSMTTS_THREADS=$(THREADS) $(PAPERMILL) notebooks/$(NB_$@).ipynb $(RESULTS)/speech/$(NB_$@)_$(PROFILE).ipynb \
 		-p profile $(PROFILE) -p out_dir ../$(RESULTS) -p threads $(THREADS)
+	$(PY) -m ssmtts.files $(RESULTS)/speech/$(NB_$@)_$(PROFILE).ipynb
 
 # speech from the Phase 1 models and the best Phase 3 model: WAVs + objective measures in $(RESULTS)/samples/
 samples: data  ## WAVs and objective measures of the Phase 1 and best Phase 3 models
@@ -103,6 +106,7 @@ report: $(STAMP)  ## the report notebook + HTML from results/**.csv (trains noth
 	mkdir -p $(RESULTS)/report
 	$(PAPERMILL) notebooks/report.ipynb $(RESULTS)/report/report_$(PROFILE).ipynb \
 		-p profile $(PROFILE) -p results_dir ../$(RESULTS)
+	$(PY) -m ssmtts.files $(RESULTS)/report/report_$(PROFILE).ipynb
 	$(PY) -m jupyter nbconvert --to html --log-level WARN $(RESULTS)/report/report_$(PROFILE).ipynb
 
 # the speech runs, every phase, the samples, then the report, on $(PROFILE); prints the wall-clock time it took

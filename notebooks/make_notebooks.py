@@ -22,7 +22,7 @@ PARAMS = (
     'threads = int(os.environ.get("SSMTTS_THREADS", "0"))  # torch CPU threads; 0: torch default\n')
 
 SETUP = (
-    "import warnings; warnings.filterwarnings('ignore', category=FutureWarning)  # torch's weight_norm notice; other warnings show\n"
+    "import warnings  # torch's weight_norm notice and tqdm's missing-widgets notice hidden; other warnings show\nwarnings.filterwarnings('ignore', category=FutureWarning); warnings.filterwarnings('ignore', message='IProgress not found')\n"
     "import torch\n"
     "from IPython.display import display, Markdown\n"
     "from ssmtts.corpus.build import build_corpus\n"
@@ -238,7 +238,7 @@ SPEECH_PARAMS = (
     'threads = int(os.environ.get("SSMTTS_THREADS", "0"))  # torch CPU threads; 0: torch default\n')
 
 SPEECH_SETUP = (
-    "import warnings; warnings.filterwarnings('ignore', category=FutureWarning)  # torch's weight_norm notice; other warnings show\n"
+    "import warnings  # torch's weight_norm notice and tqdm's missing-widgets notice hidden; other warnings show\nwarnings.filterwarnings('ignore', category=FutureWarning); warnings.filterwarnings('ignore', message='IProgress not found')\n"
     "from pathlib import Path\n"
     "import pandas as pd\n"
     "import torch\n"
@@ -378,7 +378,7 @@ def report_notebook() -> nbf.NotebookNode:
     nb.cells = [
         md("# Report: Transformer vs Mamba+Conv hybrid vs pure Mamba for codec-token TTS\n\n" + REPORT),
         params,
-        code("import warnings; warnings.filterwarnings('ignore', category=FutureWarning)  # torch's weight_norm notice; other warnings show\n"
+        code("import warnings  # torch's weight_norm notice and tqdm's missing-widgets notice hidden; other warnings show\nwarnings.filterwarnings('ignore', category=FutureWarning); warnings.filterwarnings('ignore', message='IProgress not found')\n"
              "from pathlib import Path\n"
              "import pandas as pd\n"
              "from IPython.display import display, Markdown\n"
@@ -421,7 +421,7 @@ def report_notebook() -> nbf.NotebookNode:
              "    verdicts.to_csv(Path(results_dir, 'report', f'verdicts_{profile}.csv'), index=False)\n"
              "    verdicts.to_markdown(Path(results_dir, 'report', f'verdicts_{profile}.md'), index=False)\n"
              "    with pd.option_context('display.max_colwidth', None):\n"
-             "        display(verdicts.style.hide(axis='index'))\n"
+             "        display(verdicts.style.set_uuid('verdicts').hide(axis='index'))  # fixed ids: same bytes on re-execution\n"
              "else:\n"
              "    print('no phase has been re-run yet: `make phase1`, then `make timing PHASE=phase1`')"),
         md("## Claims, one by one: the first design\n\n"
@@ -435,7 +435,7 @@ def report_notebook() -> nbf.NotebookNode:
              "table.to_markdown(Path(results_dir, 'report', f'claims_{profile}.md'), index=False)\n"
              "display(table.verdict.value_counts().to_frame('claims'))\n"
              "with pd.option_context('display.max_colwidth', None):\n"
-             "    display(table.style.hide(axis='index'))"),
+             "    display(table.style.set_uuid('claims').hide(axis='index'))"),
         md("## Learning curves per phase and protocol (mean ± 95 % CI)"),
         code("if len(res['curves']):\n"
              "    report.learning_curves(res['curves'])"),

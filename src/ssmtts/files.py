@@ -29,3 +29,29 @@ def atomic_torch_save(obj, path: Path) -> None:
 def atomic_write_csv(df, path: Path) -> None:
     """A pandas DataFrame as CSV (no index), atomically."""
     atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
+
+
+def strip_run_metadata(path: Path) -> None:
+    """Drop what changes on every execution of a notebook (papermill's and Jupyter's timestamps and durations),
+    so that re-executing it from the same CSVs rewrites the same bytes."""
+    import json
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = "injected-parameters"       # papermill gives it a random id on every run
+        cell.get("metadata", {}).pop("execution", None)
+        for out in cell.get("outputs", []):       # a Styler's plain-text form is its memory address
+            plain = out.get("data", {}).get("text/plain")
+            if plain and "".join(plain).startswith("<pandas.io.formats.style.Styler at 0x"):
+                out["data"]["text/plain"] = ["<pandas.io.formats.style.Styler>"]
+        for k in ("start_time", "end_time", "duration"):
+            cell.get("metadata", {}).get("papermill", {}).pop(k, None)
+    for k in ("start_time", "end_time", "duration"):
+        nb.get("metadata", {}).get("papermill", {}).pop(k, None)
+    atomic_write_bytes(Path(path), (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+if __name__ == "__main__":      # python -m ssmtts.files NOTEBOOK...: strip run metadata (the Makefile, after papermill)
+    import sys
+    for arg in sys.argv[1:]:
+        strip_run_metadata(Path(arg))

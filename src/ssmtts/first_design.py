@@ -17,7 +17,9 @@ def _groups(runs: pd.DataFrame, claim) -> pd.DataFrame:
     """The runs a claim is about, with a `group` column: label, or protocol for claims across protocols."""
     protocols = str(claim.protocol).split("|")
     sel = runs[(runs.phase == claim.phase) & runs.protocol.isin(protocols)]
-    return sel.assign(group=sel.protocol if len(protocols) > 1 else sel.label)
+    sel = sel.copy()           # (a defragmented copy: runs.csv has hundreds of columns)
+    sel["group"] = sel.protocol if len(protocols) > 1 else sel.label
+    return sel
 
 
 def _resolve(name: str, sel: pd.DataFrame) -> str:
@@ -59,7 +61,10 @@ def _direction(a: np.ndarray, b: np.ndarray, deterministic: bool = False, alpha:
         return 0
     if np.ptp(a) == 0 and np.ptp(b) == 0:          # identical in every seed (e.g. all censored)
         return int(np.sign(a[0] - b[0]))
-    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    import warnings
+    with warnings.catch_warnings():   # nearly equal seeds: scipy warns of precision loss; the p it returns is the answer
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = stats.ttest_ind(a, b, equal_var=False).pvalue
     return int(np.sign(a.mean() - b.mean())) if p < alpha else 0
 
 

@@ -71,7 +71,7 @@ def learning_curves(curves: pd.DataFrame, metric: str = "acc"):
     long["panel"] = long.phase + " / " + long.protocol
     g = sns.relplot(data=long, x="step", y=metric, hue="label", style="scored_on", col="panel",
                     col_wrap=min(3, long.panel.nunique()),
-                    kind="line", errorbar=("ci", 95), facet_kws={"sharex": False, "sharey": False},
+                    kind="line", errorbar=("ci", 95), seed=0, facet_kws={"sharex": False, "sharey": False},
                     height=2.8, aspect=1.35)
     g.set_titles("{col_name}")
     return g.figure
@@ -140,8 +140,8 @@ def chunk_positions(pos: pd.DataFrame):
     """Phase 4: token accuracy and SSM state RMS by chunk position at the last evaluation, per protocol."""
     last = pos[pos.step == pos.groupby("run_id").step.transform("max")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    sns.lineplot(data=last, x="chunk", y="acc", hue="protocol", style="split", errorbar=("ci", 95), ax=axes[0])
-    sns.lineplot(data=last, x="chunk", y="state_rms", hue="protocol", style="split", errorbar=("ci", 95), ax=axes[1])
+    sns.lineplot(data=last, x="chunk", y="acc", hue="protocol", style="split", errorbar=("ci", 95), seed=0, ax=axes[0])
+    sns.lineplot(data=last, x="chunk", y="state_rms", hue="protocol", style="split", errorbar=("ci", 95), seed=0, ax=axes[1])
     axes[0].set_ylabel("token accuracy (%)"), axes[1].set_ylabel("SSM state RMS after the chunk")
     fig.tight_layout()
     return fig
