@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .first_design import resolve_label
 from .verdicts import Comparison, claim_verdict, compare, decide, magnitude
 
 SPEAKS_BOUND = 25.0     # PER (%) at or under which a model "speaks" (docs/preregistration.md)
@@ -81,14 +82,6 @@ def _series(df: pd.DataFrame, group: str, column: str) -> pd.Series:
     return pd.Series(g[column].to_numpy(float), index=g.unit.to_numpy())
 
 
-def _resolve(name: str, df: pd.DataFrame) -> str:
-    """'@H' / '@H/3' name Phase 5's embedding-width labels relative to the hidden width."""
-    if not name.startswith("@") or df.empty:
-        return name
-    H = int(df.model_d_model.iloc[0])
-    return f"Emb{H if name == '@H' else H // int(name.split('/')[1])}"
-
-
 def _reported_ratio(text: str) -> float:
     m = re.search(r"([\d.]+)x\)", str(text))
     return float(m.group(1)) if m else np.nan
@@ -104,13 +97,13 @@ def comparisons(claims: pd.DataFrame, tables: dict[str, dict[str, pd.DataFrame]]
             continue
         source, column = where
         df = phase_tables[source]
-        a = [_resolve(x, df) for x in str(c.a).split("|")]
+        a = [resolve_label(x, df) for x in str(c.a).split("|")]
         if c.kind == "reach":      # each named group against the bound
             pairs = [(g, f"bound {SPEAKS_BOUND:g}") for g in a]
         elif c.kind == "best":
             pairs = [(a[0], g) for g in sorted(df.group.unique()) if g != a[0]]
         else:
-            pairs = [(x, _resolve(y, df)) for x in a for y in str(c.b).split("|")]
+            pairs = [(x, resolve_label(y, df)) for x in a for y in str(c.b).split("|")]
         scale, expect = scale_of(c), expect_of(c, column) if c.kind != "reach" else "lower"
         for ga, gb in pairs:
             va = _series(df, ga, column)

@@ -22,8 +22,9 @@ def _groups(runs: pd.DataFrame, claim) -> pd.DataFrame:
     return sel
 
 
-def _resolve(name: str, sel: pd.DataFrame) -> str:
-    """'@H' / '@H/3' name the embedding-width labels of Phase 5 relative to the profile's hidden width."""
+def resolve_label(name: str, sel: pd.DataFrame) -> str:
+    """'@H' / '@H/3' name the embedding-width labels of Phase 5 relative to the profile's hidden width
+    (data/claims.csv cannot name 'Emb96': the width depends on the profile)."""
     if not name.startswith("@") or sel.empty:
         return name
     H = int(sel.model_d_model.iloc[0])
@@ -83,7 +84,7 @@ def _digits(metric: str) -> int | str:
 
 def _evaluate(sel: pd.DataFrame, claim, metric: str) -> tuple[str, str]:
     """(our values, verdict) of one claim on one metric."""
-    a = [_resolve(x, sel) for x in str(claim.a).split("|")]
+    a = [resolve_label(x, sel) for x in str(claim.a).split("|")]
     d = _digits(metric)
     if claim.kind == "reach":
         th = float(claim.b)
@@ -96,9 +97,9 @@ def _evaluate(sel: pd.DataFrame, claim, metric: str) -> tuple[str, str]:
         return ours, "does not hold" if any(v.max() < th for v in vals.values()) else "inconclusive"
     if claim.kind == "best":
         others = [g for g in sel.group.unique() if g != a[0]]
-        b = others if claim.b == "*" else [_resolve(x, sel) for x in str(claim.b).split("|")]
+        b = others if claim.b == "*" else [resolve_label(x, sel) for x in str(claim.b).split("|")]
     else:
-        b = [_resolve(x, sel) for x in str(claim.b).split("|")]
+        b = [resolve_label(x, sel) for x in str(claim.b).split("|")]
     va = np.concatenate([_values(sel, g, metric) for g in a])
     dirs = [_direction(va, _values(sel, g, metric), metric.startswith("params")) for g in b]
     ours = f"{'+'.join(a)}: {_describe(va, d)} vs " + "; ".join(f"{g}: {_describe(_values(sel, g, metric), d)}" for g in b)

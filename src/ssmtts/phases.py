@@ -258,11 +258,11 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
 def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device, progress):
     """The `speech` protocol: every (configuration, seed) trained with the speech recipe and listened to."""
     from .judge import judge_for
-    from .speech import locked, train_and_listen, write_baselines
+    from .speech import locked, speech_run_id, train_and_listen, write_baselines
     tc, schedule = speech_protocol(profile)
     folder = out / "speech"
     done = set(pd.read_csv(folder / "runs.csv").run_id) if (folder / "runs.csv").is_file() else set()
-    todo = {f"{label}-{replace(mc, **SPEECH_DECODER).name}-s{seed}" for label, mc in models for seed in seeds} - done
+    todo = {speech_run_id(label, replace(mc, **SPEECH_DECODER), seed) for label, mc in models for seed in seeds} - done
     if not todo and (folder / "baselines.csv").is_file():
         return judge      # every run finished and measured: nothing to listen to (no judge is built or trained)
     judge = judge or judge_for(corpus, profile, progress)

@@ -192,6 +192,11 @@ class SpeechSchedule:
     n_wavs: int = 4                # sentences whose generated audio is kept per model
 
 
+def speech_run_id(name: str, mc: ModelConfig, seed: int) -> str:
+    """The row key of a speech run (the model's name, what ran, the seed)."""
+    return f"{name}-{mc.name}-s{seed}"
+
+
 def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus, judge: Judge, out: Path,
                      schedule: SpeechSchedule, seed: int = 0, device: str = "cpu", progress: bool = True,
                      keep_wavs: bool = True, extra: dict | None = None) -> pd.DataFrame:
@@ -204,7 +209,7 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
     into every row. Returns the run's summary rows.
     """
     out = Path(out)
-    run_id = f"{name}-{mc.name}-s{seed}"
+    run_id = speech_run_id(name, mc, seed)
     runs_path = out / "runs.csv"
     if runs_path.is_file():
         prev = pd.read_csv(runs_path)
