@@ -351,15 +351,20 @@ SPEECH_BACKBONES = ("transformer", "hybrid", "mamba", "mamba2")
 
 
 def run_speech(jobs: list[tuple[str, ModelConfig]], corpus: Corpus, judge: Judge, out: Path, profile: str = "cpu",
-               seed: int = 0, device: str = "cpu", progress: bool = True, steps: int | None = None) -> pd.DataFrame:
+               seed: int = 0, device: str = "cpu", progress: bool = True, steps: int | None = None,
+               lr: float | None = None) -> pd.DataFrame:
     """train_and_listen for each (name, config) with the profile's budget; returns runs.csv.
     `steps`: another budget (listening every tenth of it); the runs are named `<name>-<steps>steps`
-    so that they never take the place of the default budget's rows."""
+    so that they never take the place of the default budget's rows; `lr`: another peak learning rate
+    (`<name>-lr<lr>`)."""
     tc, schedule = speech_training(profile), SPEECH_SCHEDULES[profile]
     if steps and steps != tc.steps:
         every = max(1, steps // 10)
         tc, schedule = replace(tc, steps=steps, checkpoint_every=every), replace(schedule, listen_every=every)
         jobs = [(f"{name}-{steps}steps", mc) for name, mc in jobs]
+    if lr and lr != tc.lr:            # another peak learning rate: named too
+        tc = replace(tc, lr=lr)
+        jobs = [(f"{name}-lr{lr:g}", mc) for name, mc in jobs]
     for name, mc in jobs:
         train_and_listen(name, mc, tc, corpus, judge, out, schedule, seed, device, progress)
     with locked(Path(out)):
@@ -419,6 +424,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a ModelConfig field of every job (e.g. pos_emb_std=1.0); its name says so")
+    p.add_argument("--lr", type=float, default=None, help="another peak learning rate; runs named <name>-lr<lr>")
     p.add_argument("--steps", type=int, default=None, help="a longer (or shorter) budget than the profile's; "
                    "runs named <name>-<steps>steps")
     a = p.parse_args(argv)
@@ -450,7 +456,7 @@ def main(argv=None):
     for n, mc in jobs:                       # the ablation's default-recipe hybrid is the backbone run's hybrid
         if (n, mc.name) not in seen:
             seen.add((n, mc.name)), unique.append((n, mc))
-    runs = run_speech(unique, corpus, judge, out, a.profile, steps=a.steps)
+    runs = run_speech(unique, corpus, judge, out, a.profile, steps=a.steps, lr=a.lr)
     cols = ["model", "config", "durations", "n", "per", "per_lo", "per_hi", "cer", "mcd_db", "dur_mae_frames", "rtf_tokens"]
     print(runs[[c for c in cols if c in runs]].round(2).to_string(index=False))
 
