@@ -78,12 +78,15 @@ def _protocols(profile: str, reported_steps: int | None = None, **cpu) -> dict[s
 def speech_protocol(profile: str) -> tuple[TrainConfig, SpeechSchedule]:
     """The re-run's training budget (the speech runs': cpu 600 steps of 8 x 192 frames) and listening schedule:
     the judge hears 12 unseen sentences every LISTEN_FRACTION of the budget, the whole unseen set at the end."""
-    from .speech import SPEECH_SCHEDULES, speech_training
-    tc = speech_training(profile)
-    every = SPEECH_SCHEDULES["smoke"].listen_every if profile == "smoke" else round(tc.steps * LISTEN_FRACTION)
-    # listening reloads the run's checkpoint, so checkpoints fall on listening steps
-    tc = replace(tc, checkpoint_every=every)
-    return tc, replace(SPEECH_SCHEDULES[profile], listen_every=every)
+    from .speech import SPEECH_SCHEDULES, listen_schedule, speech_training
+    if profile == "smoke":        # 4 steps: the smoke schedule's own listenings (steps 2 and 4)
+        return speech_training(profile), SPEECH_SCHEDULES[profile]
+    return listen_schedule(speech_training(profile), SPEECH_SCHEDULES[profile], LISTEN_FRACTION)
+
+
+def for_protocol(mc: ModelConfig, protocol: str) -> ModelConfig:
+    """A phase configuration as a protocol trains it: the speech recipe's decoder under `speech`."""
+    return replace(mc, **SPEECH_DECODER) if protocol == "speech" else mc
 
 
 def _mamba(profile: str, layers: int = 4, reported_width: int = 768, expand: float = 1.5, **kw) -> ModelConfig:
@@ -262,16 +265,17 @@ def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device
     tc, schedule = speech_protocol(profile)
     folder = out / "speech"
     done = set(pd.read_csv(folder / "runs.csv").run_id) if (folder / "runs.csv").is_file() else set()
-    todo = {speech_run_id(label, replace(mc, **SPEECH_DECODER), seed) for label, mc in models for seed in seeds} - done
+    models = [(label, for_protocol(mc, "speech")) for label, mc in models]
+    todo = {speech_run_id(label, mc, seed) for label, mc in models for seed in seeds} - done
     if not todo and (folder / "baselines.csv").is_file():
         return judge      # every run finished and measured: nothing to listen to (no judge is built or trained)
     judge = judge or judge_for(corpus, profile, progress)
     for label, mc in models:
         for seed in seeds:
-            train_and_listen(label, replace(mc, **SPEECH_DECODER), tc, corpus, judge, out / "speech", schedule, seed,
-                             device, progress, extra={"phase": phase, "profile": profile, "label": label})
-    with locked(out / "speech"):                 # processes side by side share the folder
-        write_baselines(corpus, judge, out / "speech", schedule.final_sentences)
+            train_and_listen(label, mc, tc, corpus, judge, folder, schedule, seed, device, progress,
+                             extra={"phase": phase, "profile": profile, "label": label})
+    with locked(folder):                 # processes side by side share the folder
+        write_baselines(corpus, judge, folder, schedule.final_sentences)
     return judge
 
 

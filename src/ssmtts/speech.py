@@ -192,6 +192,13 @@ class SpeechSchedule:
     n_wavs: int = 4                # sentences whose generated audio is kept per model
 
 
+def listen_schedule(tc: TrainConfig, schedule: SpeechSchedule, fraction: float = 0.1) -> tuple[TrainConfig, SpeechSchedule]:
+    """Listening every `fraction` of the budget, with checkpoints on the listening steps (a listening
+    reloads the run's checkpoint)."""
+    every = max(1, round(tc.steps * fraction))
+    return replace(tc, checkpoint_every=every), replace(schedule, listen_every=every)
+
+
 def speech_run_id(name: str, mc: ModelConfig, seed: int) -> str:
     """The row key of a speech run (the model's name, what ran, the seed)."""
     return f"{name}-{mc.name}-s{seed}"
@@ -359,8 +366,7 @@ def run_speech(jobs: list[tuple[str, ModelConfig]], corpus: Corpus, judge: Judge
     (`<name>-lr<lr>`)."""
     tc, schedule = speech_training(profile), SPEECH_SCHEDULES[profile]
     if steps and steps != tc.steps:
-        every = max(1, steps // 10)
-        tc, schedule = replace(tc, steps=steps, checkpoint_every=every), replace(schedule, listen_every=every)
+        tc, schedule = listen_schedule(replace(tc, steps=steps), schedule)
         jobs = [(f"{name}-{steps}steps", mc) for name, mc in jobs]
     if lr and lr != tc.lr:            # another peak learning rate: named too
         tc = replace(tc, lr=lr)
@@ -408,6 +414,23 @@ def publish_speaker(out: Path, corpus: Corpus, profile: str = "cpu", backbones=S
     return info
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """FIELD=VALUE strings -> ModelConfig overrides; values read as Python literals (1.0, False, (3, 5)),
+    anything else as a string ("none")."""
+    import ast
+    known = {f.name for f in fields(ModelConfig)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"error: --set {pair!r}: expected FIELD=VALUE with FIELD a ModelConfig field")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
 def main(argv=None):
     """`python -m ssmtts.speech`: the decoder ablation and/or the speech run per backbone (resumable)."""
     import argparse
@@ -436,18 +459,7 @@ def main(argv=None):
     jobs = (ablation_jobs(a.profile) if a.what in ("ablation", "all") else []) + \
            (backbone_jobs(a.profile) if a.what in ("backbones", "all") else [])
     if a.set:
-        from .models.config import ConfigError
-        types = {f.name: f.type for f in fields(ModelConfig)}
-        try:
-            kv = {k: v for k, v in (x.split("=", 1) for x in a.set)}
-            bad = set(kv) - set(types)
-            if bad:
-                raise ConfigError(f"unknown ModelConfig fields {sorted(bad)}")
-            over = {k: (float(v) if types[k] in ("float", float) else int(v) if types[k] in ("int", int) else v)
-                    for k, v in kv.items()}
-        except ValueError as e:
-            raise SystemExit(f"error: --set: {e}")
-        jobs = [(n, replace(mc, **over)) for n, mc in jobs]
+        jobs = [(n, replace(mc, **_overrides(a.set))) for n, mc in jobs]
     if a.only:
         keep = set(a.only.split(","))
         recipe_of = {speech_model(ABLATION_BACKBONE, a.profile, **kw).name: r for r, kw in DECODER_RECIPES.items()}

@@ -46,17 +46,13 @@ def measure_one(phase: str, profile: str, label: str, protocol: str, steps: int,
     import torch
     from .corpus.build import build_corpus
     from .models import TTSModel
-    from dataclasses import replace
-
-    from .phases import PHASES, SPEECH_DECODER
+    from .phases import PHASES, for_protocol
     from .runtime import keep_freed_memory
     from .train.data import train_batch
     from .train.loop import train_step
     keep_freed_memory()
     models, trains = PHASES[phase](profile)
-    mc, tc = dict(models)[label], trains[protocol]
-    if protocol == "speech":         # the re-run's models: the speech recipe's decoder
-        mc = replace(mc, **SPEECH_DECODER)
+    mc, tc = for_protocol(dict(models)[label], protocol), trains[protocol]
     corpus = build_corpus(codec=os.environ.get("CODEC", "auto"))
     train = corpus.split("train")
     batches = [train_batch(train, tc.batch_size, 0, s, mc.style_frames, tc.crop_frames, train)
