@@ -113,6 +113,11 @@ fragment trained and scored on itself, the "training-set accuracy" of the claims
 (train split -> validation split), with several seeds. Widths are the reported ones scaled to the
 profile (`ssmtts.phases.width`: x1/8 on `cpu`); labels keep the reported names."""
 
+RERUN = """**The re-run** (protocol `speech`, pre-registered in `docs/preregistration.md`): every
+configuration trained with the speech recipe for the speech runs' budget (cpu: 600 steps of 8 x 192
+frames), three seeds sharing their batches, judged on free-running speech of the 70 unseen sentences
+(predicted durations); costs from the timing pass (`make timing PHASE=...`), not from the learning runs."""
+
 PHASE1 = """Claim under test (Phase 1 of the original reports): a Mamba+Conv hybrid (forward Mamba branch
 plus a convolution branch with kernels 3 and 5, combined by a linear layer) is smaller and faster
 than a Transformer core of the same depth and width, and both reach 100 % accuracy (hybrid at
@@ -132,7 +137,9 @@ hybrid peaks at 80 %. The reported pure model had *fewer* parameters than the hy
 "pure beats hybrid" was not a matched comparison: `pure-matched` adds decoder layers until its
 parameter count is closest to the (3,5) hybrid's.
 
-{PROTOCOLS}"""
+{PROTOCOLS}
+
+{RERUN}"""
 
 PHASE3 = f"""Claims under test: over pure Mamba decoders of L layers, hidden width H and expand E,
 L4_H768_E1.5 is best (99.4 %, 95 % at step 362); E1.5 beats E2.5; shallow-wide (L4) beats deep
@@ -161,7 +168,9 @@ per step. A greedy search: round 1 tries E_emb in {{H/3, 2H/3, H}}; round 2 trie
 winner ± H/6. The winner is chosen **here, from the round-1 CSVs** (highest mean held-out
 validation accuracy), not hard-coded.
 
-{PROTOCOLS}"""
+{PROTOCOLS}
+
+{RERUN} The re-run covers round 1 (E_emb in {{H/3, 2H/3, H}}), the widths the claims name."""
 
 REPORT = """Reads only `results/**.csv` (and `data/claims.csv`, the claims of the original reports with
 their reported figures). Nothing here trains. Each phase notebook under `results/phaseN/` has
@@ -185,7 +194,7 @@ def phase_notebooks() -> dict:
             run_cells("phase1") + speech_cells("phase1") + summary_cells("phase1")),
         "phase2_pure_vs_hybrid": notebook(
             "Phase 2: pure Mamba vs Mamba+Conv hybrids (conv receptive fields)", PHASE2,
-            run_cells("phase2") + summary_cells("phase2") + [
+            run_cells("phase2") + speech_cells("phase2") + summary_cells("phase2") + [
                 md("## Parameter matching\nParameters per configuration (the matched pure model is the one closest to hybrid 3-5)."),
                 code("display(runs.groupby(['label', 'config'], sort=False)[['params_total', 'params_decoder']].first())")]),
         "phase3_layers_hidden_expand": notebook(
@@ -225,7 +234,7 @@ def phase_notebooks() -> dict:
                      "display(Markdown(f'H = {H}; round-1 winner by held-out accuracy: **E_emb = {round2[\"winner\"]}**; '\n"
                      "                 f'round 2 tries {round2[\"widths\"]}'))"),
                 md("## Round 2: the winner ± H/6")] +
-            run_cells("phase5", ", embed_widths=round2['widths']") + summary_cells("phase5")),
+            run_cells("phase5", ", embed_widths=round2['widths']") + speech_cells("phase5") + summary_cells("phase5")),
     }
 
 

@@ -190,6 +190,7 @@ class SpeechSchedule:
     listen_sentences: int = 12     # unseen sentences the judge hears at each check (predicted durations)
     final_sentences: int | None = None  # None: the whole unseen set at the end
     n_wavs: int = 4                # sentences whose generated audio is kept per model
+    final_modes: tuple[str, ...] = DURATION_MODES  # duration modes of the final measurement (predicted is primary)
 
 
 def listen_schedule(tc: TrainConfig, schedule: SpeechSchedule, fraction: float = 0.1) -> tuple[TrainConfig, SpeechSchedule]:
@@ -251,8 +252,8 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
             print(f"[speech] {name} step {res['step']}: PER {row['per']:.1f} % CER {row['cer']:.1f} % "
                   f"({row['train_minutes']:.1f} training min)")
     utts = eval_sentences(corpus, schedule.final_sentences)
-    sent = measure(res["model"], corpus, judge, utts, refs, wav_dir=out / "wavs" / mc.name if keep_wavs else None,
-                   n_wavs=schedule.n_wavs).assign(**meta)
+    sent = measure(res["model"], corpus, judge, utts, refs, modes=schedule.final_modes,
+                   wav_dir=out / "wavs" / mc.name if keep_wavs else None, n_wavs=schedule.n_wavs).assign(**meta)
     with locked(out):
         upsert_rows(out / "sentences.csv", sent)
     curve = pd.read_csv(curve_path)
