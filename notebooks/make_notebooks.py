@@ -28,14 +28,12 @@ SETUP = (
     "from ssmtts.corpus.build import build_corpus\n"
     "from ssmtts.phases import run_phase\n"
     "from ssmtts import report\n"
-    "if threads:\n"
-    "    torch.set_num_threads(threads)\n"
+    "from ssmtts.runtime import configure, runtime_row\n"
+    "configure(threads=threads, codec=codec)   # the runtime config: recorded in every result row\n"
     "if profile == 'smoke':\n"
     "    seeds = seeds[:1]\n"
     "corpus = build_corpus(codec=codec)\n"
-    "from ssmtts.models.scan import scan_path\n"
-    "print('codec:', corpus.codec_id, '| corpus:', corpus.corpus_hash, '| torch threads:', torch.get_num_threads(),\n"
-    "      '| scan path:', scan_path())\n"
+    "print('codec:', corpus.codec_id, '| corpus:', corpus.corpus_hash, '| runtime:', runtime_row())\n"
     "display(corpus.stats())")
 
 
@@ -255,13 +253,13 @@ SPEECH_SETUP = (
     "from ssmtts.corpus.build import build_corpus\n"
     "from ssmtts.judge import PRIMARY_METRIC, committed_card, judge_card, judge_for\n"
     "from ssmtts import speech, speech_figures as figs\n"
-    "if threads:\n"
-    "    torch.set_num_threads(threads)\n"
+    "from ssmtts.runtime import configure, runtime_row\n"
+    "configure(threads=threads, codec=codec)   # the runtime config: recorded in every result row\n"
     "corpus = build_corpus(codec=codec)\n"
     "judge = judge_for(corpus, profile)\n"
     "out = Path(out_dir, 'speech')\n"
     "print('codec:', corpus.codec_id, '| corpus:', corpus.corpus_hash, '| judge:', judge.judge_id,\n"
-    "      '| torch threads:', torch.get_num_threads())\n"
+    "      '| runtime:', runtime_row())\n"
     "display(corpus.stats())")
 
 SPEECH = """The primary outcome of the study: does free-running generated speech say the text? Every

@@ -21,6 +21,7 @@ import torch
 
 from .corpus.build import Corpus
 from .models import ModelConfig, TTSModel
+from .runtime import SCAN_BACKENDS, configure, current
 from .train.loop import TrainConfig, run_training
 from .train.results import environment_row, upsert_rows
 
@@ -296,7 +297,6 @@ def main(argv=None):
     runs without the notebook (resumable; `make phaseN` then finds them done and draws the figures). Two
     processes with disjoint --labels and --threads 1 run side by side on a 2-core machine."""
     import argparse
-    import os
 
     from .corpus.build import build_corpus
     p = argparse.ArgumentParser(description=main.__doc__)
@@ -306,11 +306,12 @@ def main(argv=None):
     p.add_argument("--labels", default=None, help="comma-separated configuration labels (default: all)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--out", default=None, help="default: results (smoke: results/smoke)")
-    p.add_argument("--codec", default=os.environ.get("CODEC", "auto"))
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--codec", default=current().codec)
+    p.add_argument("--threads", type=int, default=current().threads, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--scan-backend", default=current().scan_backend, choices=SCAN_BACKENDS,
+                   help="the selective scan to use (auto: the fastest available; recorded in every row)")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    configure(threads=a.threads, scan_backend=a.scan_backend)
     split = lambda s: s.split(",") if s else None
     run_phase(a.phase, build_corpus(codec=a.codec), a.profile, seeds=[int(s) for s in a.seeds.split(",")],
               out_dir=a.out or ("results/smoke" if a.profile == "smoke" else "results"),

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .runtime import child_env, current
+
 
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
@@ -53,7 +55,7 @@ def measure_one(phase: str, profile: str, label: str, protocol: str, steps: int,
     keep_freed_memory()
     models, trains = PHASES[phase](profile)
     mc, tc = for_protocol(dict(models)[label], protocol), trains[protocol]
-    corpus = build_corpus(codec=os.environ.get("CODEC", "auto"))
+    corpus = build_corpus(codec=current().codec)
     train = corpus.split("train")
     batches = [train_batch(train, tc.batch_size, 0, s, mc.style_frames, tc.crop_frames, train)
                for s in range(warmup + steps)]
@@ -83,7 +85,7 @@ def timing_pass(phase: str, profile: str = "cpu", rounds: int = 3, steps: int = 
     from .train.results import atomic_write_csv, environment_row
     models, _ = PHASES[phase](profile)
     labels = labels or [label for label, _ in models]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "SSMTTS_THREADS": str(threads)}
+    env = {**child_env(threads=threads), "OMP_NUM_THREADS": str(threads)}
     rows = []
     for rnd in range(rounds):
         order = labels if rnd % 2 == 0 else labels[::-1]      # first and last swap every round
@@ -115,7 +117,7 @@ def main():
     a = ap.parse_args()
     if a.one:
         import torch
-        torch.set_num_threads(int(os.environ.get("SSMTTS_THREADS", "0")) or torch.get_num_threads())
+        torch.set_num_threads(current().threads or torch.get_num_threads())
         print(json.dumps(measure_one(*json.loads(a.one))))
         return
     df = timing_pass(a.phase, a.profile, a.rounds, a.steps, threads=a.threads, out_dir=a.out)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes as C
 import multiprocessing
-import os
 import threading
 from dataclasses import dataclass, field
 
@@ -64,16 +63,17 @@ class Espeak:
     def __init__(self):
         try:
             import espeakng_loader
-            os.environ.setdefault("ESPEAK_DATA_PATH", espeakng_loader.get_data_path())
+            data_path = espeakng_loader.get_data_path()          # the wheel's voices, beside its library
             self.lib = C.CDLL(espeakng_loader.get_library_path())
         except ImportError:
+            data_path = None                                      # the system library finds its own voices
             try:
                 self.lib = C.CDLL("libespeak-ng.so.1")
             except OSError as e:
                 raise EspeakError(
                     "libespeak-ng not found: `pip install espeakng-loader` (no root) or "
                     "`apt-get install espeak-ng`") from e
-        data = os.environ.get("ESPEAK_DATA_PATH", "").encode() or None
+        data = data_path.encode() if data_path else None
         rate = self.lib.espeak_Initialize(2, 0, data, 1)  # SYNCHRONOUS, default buffer, PHONEME_EVENTS
         if rate != SYNTH_RATE:
             raise EspeakError(f"espeak_Initialize returned {rate}, expected {SYNTH_RATE} Hz")

@@ -15,7 +15,8 @@ from ..corpus.build import Corpus
 from ..files import atomic_torch_save
 from ..models import ModelConfig, TTSModel
 from ..runtime import keep_freed_memory, release_freed_memory
-from .chunks import ChunkSet, detach_state, state_norm
+from ..models.state import State, detach_state, from_plain, ssm_rms, to_plain
+from .chunks import ChunkSet
 from .data import eval_batches, fragment, train_batch
 from .metrics import (ACC_THRESHOLDS, DUR_THRESHOLDS, duration_loss, finish_counts, head_losses, head_scores,
                       milestones)
@@ -124,7 +125,7 @@ def evaluate_chunks(model: TTSModel, chunks: ChunkSet, stateful: bool, device) -
         for key, v in c.items():
             total[key] = total.get(key, 0) + v
         rows.append({"chunk": k, "acc": finish_counts(c, model.cfg.n_codebooks)["acc"], "ce": ce,
-                     "state_rms": state_norm(new_state)})
+                     "state_rms": ssm_rms(new_state)})
     model.train()
     pos = pd.DataFrame(rows)
     out = {**finish_counts(total, model.cfg.n_codebooks), "ce": float(pos.ce.mean()),
@@ -148,6 +149,8 @@ def _memory_mb(device) -> float:
 def _plain(x):
     """numpy scalars and arrays -> Python numbers and lists, recursively, so a checkpoint holds only
     what `torch.load(weights_only=True)` accepts (tensors, containers, numbers, strings)."""
+    if isinstance(x, State):
+        return to_plain(x)
     if isinstance(x, dict):
         return {k: _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -229,6 +232,7 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
         model.load_state_dict(blob["model"]), opt.load_state_dict(blob["opt"]), sched.load_state_dict(blob["sched"])
         torch.set_rng_state(blob["rng"])
         st = {"carry": None, "positions": [], **blob["state"]}
+        st["carry"] = from_plain(st["carry"])       # the decoder state a stateful run carries (typed again)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     model.train()
