@@ -61,8 +61,8 @@ export CORPUS
 data: $(STAMP)  ## build the corpus (text -> speech -> codec tokens + durations) into data/build/
 	$(PY) -m ssmtts.corpus --codec $(CODEC)
 
-notebooks: $(STAMP)  ## regenerate notebooks/*.ipynb from notebooks/make_notebooks.py
-	$(PY) notebooks/make_notebooks.py
+notebooks: $(STAMP)  ## rewrite notebooks/*.ipynb from their jupytext sources notebooks/*.py
+	$(PY) -m ssmtts.notebook
 
 # smoke runs go to the git-ignored results/smoke/ so they never mix with committed results
 # a user's corpus (CORPUS) writes to results/user/<profile>/, never beside the shipped corpus's results

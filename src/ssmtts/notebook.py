@@ -1,0 +1,81 @@
+"""What the notebooks share: `setup()` (their first code cell after the parameters) and the jupytext pairing.
+
+Each notebook's source of truth is `notebooks/<name>.py` in jupytext's percent format (`# %%` cells,
+`# %% [markdown]`, the papermill `parameters` tag); `notebooks/<name>.ipynb` is made from it with
+cell ids fixed by position and content, so regenerating an unchanged notebook changes no byte.
+Edit either: in JupyterLab, jupytext (installed in the venv, paired by `notebooks/jupytext.toml`)
+saves both files; outside Lab, edit the `.py` and run `make notebooks`. A test checks that every
+pair is in sync.
+
+    python -m ssmtts.notebook            # write every notebooks/*.ipynb from its .py
+    python -m ssmtts.notebook --check    # exit 1 naming the notebooks that are out of sync
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import warnings
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def setup(profile: str = "cpu", codec: str = "auto", threads: int = 0, seeds=(0, 1, 2)):
+    """A notebook's set-up: the runtime config (threads, codec), the corpus, one line saying what runs.
+
+    Returns (corpus, seeds); the smoke profile keeps one seed. torch's weight_norm notice and tqdm's
+    missing-widgets notice are hidden; every other warning shows (a kernel fallback among them).
+    """
+    from IPython.display import display
+
+    from .corpus.build import build_corpus
+    from .runtime import configure, runtime_row
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*weight_norm.*")
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    configure(threads=threads, codec=codec)          # recorded in every result row (runtime_row)
+    corpus = build_corpus(codec=codec)
+    print("codec:", corpus.codec_id, "| corpus:", corpus.corpus_hash, "| runtime:", runtime_row())
+    display(corpus.stats())
+    return corpus, list(seeds)[:1] if profile == "smoke" else list(seeds)
+
+
+def ipynb_text(py: Path) -> str:
+    """The .ipynb that belongs to a percent-format .py: kernelspec set, cell ids stable, no jupytext metadata."""
+    import jupytext
+    import nbformat
+    nb = jupytext.read(py)
+    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"c{i:02d}-" + hashlib.sha1(cell.source.encode("utf-8")).hexdigest()[:8]
+        cell.metadata.pop("lines_to_next_cell", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nbformat.writes(nb) + "\n"
+
+
+def sync(folder: Path = NOTEBOOKS, check: bool = False) -> list[str]:
+    """Write (or, with check, only compare) every <name>.ipynb from its <name>.py; the names out of sync."""
+    stale = []
+    for py in sorted(Path(folder).glob("*.py")):
+        target = py.with_suffix(".ipynb")
+        text = ipynb_text(py)
+        if not target.is_file() or target.read_text() != text:
+            stale.append(target.name)
+            if not check:
+                target.write_text(text)
+    return stale
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    stale = sync(check="--check" in argv)
+    if "--check" in argv and stale:
+        print("out of sync with their .py (run `make notebooks`):", ", ".join(stale))
+        return 1
+    print(("wrote " if stale else "up to date: ") + (", ".join(stale) if stale else str(NOTEBOOKS)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
