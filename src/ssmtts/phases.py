@@ -23,6 +23,7 @@ from .corpus.build import Corpus
 from .models import ModelConfig, TTSModel
 from .runtime import SCAN_BACKENDS, configure, current
 from .train.loop import TrainConfig, run_training
+from .executors import EXECUTORS, run_jobs
 from .train.results import environment_row, upsert_rows
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ PHASES = {"phase1": phase1, "phase2": phase2, "phase3": phase3, "phase4": phase4
 
 def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2), out_dir: str | Path = "results",
               protocols=None, device: str | None = None, progress: bool = True, judge=None, labels=None,
-              **options) -> dict:
+              executor: str | None = None, threads: int = 1, **options) -> dict:
     """Run every (config, protocol, seed) not yet finished and upsert its rows into the CSVs.
 
     Files in out_dir/<phase>/: runs.csv (one row per run), curves.csv (one row per
@@ -212,13 +213,16 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     "listening", "baselines". Unfinished runs resume from their checkpoints. `protocols` None runs
     every protocol the phase defines; `labels` None every configuration (else only those, e.g. to
     run two processes side by side); `judge` (default: the profile's) listens to speech runs;
-    `options` go to the phase function (e.g. embed_widths for phase5).
+    `executor` (default: the runtime config's, EXECUTOR) "serial" or "ray" (ssmtts.executors: every run a
+    task of `threads` CPUs or one GPU, rows written here as they come back); `options` go to the phase
+    function (e.g. embed_widths for phase5).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {PROFILES}")
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}: choose from {', '.join(PHASES)}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    executor = executor or current().executor
     out = Path(out_dir) / phase
     out.mkdir(parents=True, exist_ok=True)
     models, trains = PHASES[phase](profile, **options)
@@ -230,40 +234,13 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     unknown = set(protocols or []) - set(trains)
     if unknown:
         raise ValueError(f"{phase} has no protocol {sorted(unknown)}: it defines {sorted(trains)}")
-    env = environment_row(device)
-    runs_path = out / "runs.csv"
-    done = set()
-    if runs_path.is_file():
-        prev = pd.read_csv(runs_path)
-        done = set(prev.loc[prev.status.isin(["finished", "diverged", "out_of_memory"]), "run_id"])
-    for protocol in protocols or list(trains):
-        tc = trains[protocol]
-        if protocol == "speech":
-            judge = _speech_runs(phase, corpus, profile, seeds, out, models, judge, device, progress)
-            continue
-        for label, mc in models:
-            for seed in seeds:
-                run_id = f"{phase}-{profile}-{protocol}-{mc.name}-s{seed}"
-                if run_id in done:
-                    continue
-                t0 = time.time()
-                meta = {"run_id": run_id, "phase": phase, "profile": profile, "protocol": protocol, "label": label,
-                        "config": mc.name, "seed": seed, "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash}
-                try:
-                    res = run_training(mc, tc, corpus, seed, run_id, out / "checkpoints", device, progress=progress)
-                except (MemoryError, RuntimeError) as e:   # out of memory: a row, and the sweep goes on
-                    if not _is_oom(e):
-                        raise
-                    row = {**meta, "status": "out_of_memory", "error": str(e).splitlines()[0][:200],
-                           "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
-                    upsert_rows(runs_path, pd.DataFrame([row]))
-                    continue
-                upsert_rows(out / "curves.csv", res["curve"].assign(**meta))
-                upsert_rows(out / "milestones.csv", res["milestones"].assign(**meta))
-                if len(res["positions"]):
-                    upsert_rows(out / "positions.csv", res["positions"].assign(**meta))
-                row = {**meta, **res["summary"], "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
-                upsert_rows(runs_path, pd.DataFrame([row]))
+    protocols = list(protocols or trains)
+    jobs = phase_jobs(phase, corpus, profile, seeds, out, models, trains, [p for p in protocols if p != "speech"], device,
+                      progress and executor == "serial")
+    run_jobs(jobs, train_job, lambda job, result: record_run(out, job, result, executor), executor, threads,
+             gpus=1 if device == "cuda" and executor == "ray" else 0, address=current().ray_address)
+    if "speech" in protocols:
+        judge = _speech_runs(phase, corpus, profile, seeds, out, models, judge, device, progress, executor, threads)
     files = [f for f in ("runs", "curves", "milestones", "positions") if (out / f"{f}.csv").is_file()]
     res = {name: pd.read_csv(out / f"{name}.csv") for name in files}
     speech = {"speech_runs": "runs", "listening": "curve", "baselines": "baselines"}
@@ -271,10 +248,68 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     return res
 
 
-def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device, progress):
-    """The `speech` protocol: every (configuration, seed) trained with the speech recipe and listened to."""
+def phase_jobs(phase, corpus, profile, seeds, out: Path, models, trains, protocols, device, progress: bool = False):
+    """One job (a plain dict, ssmtts.executors) per (config, protocol, seed) of the first-design protocols whose
+    run is not finished yet (finished, diverged and out-of-memory runs are rows already)."""
+    runs_path = out / "runs.csv"
+    done = set()
+    if runs_path.is_file():
+        prev = pd.read_csv(runs_path)
+        done = set(prev.loc[prev.status.isin(["finished", "diverged", "out_of_memory"]), "run_id"])
+    ckpt_dir = Path(current().checkpoint_dir) / phase if current().checkpoint_dir else out / "checkpoints"
+    jobs = []
+    for protocol in protocols:
+        for label, mc in models:
+            for seed in seeds:
+                run_id = f"{phase}-{profile}-{protocol}-{mc.name}-s{seed}"
+                if run_id in done:
+                    continue
+                meta = {"run_id": run_id, "phase": phase, "profile": profile, "protocol": protocol, "label": label,
+                        "config": mc.name, "seed": seed, "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash}
+                jobs.append({"meta": meta, "model": mc, "train": trains[protocol], "corpus": corpus,
+                             "ckpt_dir": str(ckpt_dir), "device": device, "progress": progress})
+    return jobs
+
+
+def train_job(job: dict) -> dict:
+    """Train one run (resuming from its checkpoint) and return its rows: `curve`, `milestones`, `positions`
+    (DataFrames) and `row` (the runs.csv row), or an out-of-memory row. Runs wherever the executor puts it."""
+    meta, mc, tc = job["meta"], job["model"], job["train"]
+    t0 = time.time()
+    env = {}
+    try:
+        res = run_training(mc, tc, job["corpus"], meta["seed"], meta["run_id"], Path(job["ckpt_dir"]), job["device"],
+                           progress=job["progress"])
+    except (MemoryError, RuntimeError) as e:   # out of memory: a row, and the sweep goes on
+        if not _is_oom(e):
+            raise
+        env = environment_row(job["device"])
+        row = {**meta, "status": "out_of_memory", "error": str(e).splitlines()[0][:200],
+               "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
+        return {"row": row}
+    env = environment_row(job["device"])
+    row = {**meta, **res["summary"], "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
+    return {"row": row, "curve": res["curve"], "milestones": res["milestones"], "positions": res["positions"]}
+
+
+def record_run(out: Path, job: dict, result: dict, executor: str = "serial") -> None:
+    """Upsert a finished job's rows (the driver's side of ssmtts.executors.run_jobs)."""
+    meta = job["meta"]
+    for name in ("curve", "milestones", "positions"):
+        df = result.get(name)
+        if df is not None and len(df):
+            upsert_rows(out / f"{'curves' if name == 'curve' else name}.csv", df.assign(**meta))
+    upsert_rows(out / "runs.csv", pd.DataFrame([{**result["row"], "executor": executor}]))
+
+
+def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device, progress, executor="serial",
+                 threads=1):
+    """The `speech` protocol: every (configuration, seed) trained with the speech recipe and listened to. Under
+    Ray each run is a task that writes its own rows under the folder's lock (its listenings are appended as
+    they happen, so a retried task resumes between them): the folder must be on a file system every worker
+    sees, with working locks (one machine, or NFS with locking)."""
     from .judge import judge_for
-    from .speech import locked, speech_run_id, train_and_listen, write_baselines
+    from .speech import locked, speech_run_id, write_baselines
     tc, schedule = speech_protocol(profile, phase)
     folder = out / "speech"
     done = set(pd.read_csv(folder / "runs.csv").run_id) if (folder / "runs.csv").is_file() else set()
@@ -283,13 +318,19 @@ def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device
     if not todo and (folder / "baselines.csv").is_file():
         return judge      # every run finished and measured: nothing to listen to (no judge is built or trained)
     judge = judge or judge_for(corpus, profile, progress)
-    for label, mc in models:
-        for seed in seeds:
-            train_and_listen(label, mc, tc, corpus, judge, folder, schedule, seed, device, progress,
-                             extra={"phase": phase, "profile": profile, "label": label})
+    jobs = [{"args": (label, mc, tc, corpus, judge, folder, schedule, seed, device, progress),
+             "extra": {"phase": phase, "profile": profile, "label": label, "executor": executor}}
+            for label, mc in models for seed in seeds if speech_run_id(label, mc, seed) not in done]
+    run_jobs(jobs, _speech_job, lambda job, result: None, executor, threads,
+             gpus=1 if device == "cuda" and executor == "ray" else 0, address=current().ray_address)
     with locked(folder):                 # processes side by side share the folder
         write_baselines(corpus, judge, folder, schedule.final_sentences)
     return judge
+
+
+def _speech_job(job: dict):
+    from .speech import train_and_listen
+    return train_and_listen(*job["args"], extra=job["extra"])
 
 
 def main(argv=None):
@@ -310,12 +351,14 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=current().threads, help="torch CPU threads (0: torch's default)")
     p.add_argument("--scan-backend", default=current().scan_backend, choices=SCAN_BACKENDS,
                    help="the selective scan to use (auto: the fastest available; recorded in every row)")
+    p.add_argument("--executor", default=current().executor, choices=EXECUTORS,
+                   help="serial, or ray: every run a Ray task (RAY_ADDRESS joins a cluster; see ssmtts.executors)")
     a = p.parse_args(argv)
-    configure(threads=a.threads, scan_backend=a.scan_backend)
+    configure(threads=a.threads, scan_backend=a.scan_backend, executor=a.executor)
     split = lambda s: s.split(",") if s else None
     run_phase(a.phase, build_corpus(codec=a.codec), a.profile, seeds=[int(s) for s in a.seeds.split(",")],
               out_dir=a.out or ("results/smoke" if a.profile == "smoke" else "results"),
-              protocols=split(a.protocols), labels=split(a.labels))
+              protocols=split(a.protocols), labels=split(a.labels), executor=a.executor, threads=a.threads or 1)
 
 
 if __name__ == "__main__":

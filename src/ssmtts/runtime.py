@@ -48,12 +48,17 @@ class RuntimeConfig:
     encodec_dir: str | None = None    # ENCODEC_DIR: a folder holding EnCodec's weights
     allow_download: bool = True       # SSMTTS_NO_DOWNLOAD=1 -> False: never fetch EnCodec's weights
     corpus: str | None = None         # CORPUS: a user's LJSpeech-style folder instead of the shipped corpus
+    executor: str = "serial"          # EXECUTOR: serial | ray (a phase's runs as Ray tasks, ssmtts.executors)
+    ray_address: str | None = None    # RAY_ADDRESS: a running Ray cluster (None: start a local one)
+    checkpoint_dir: str | None = None # SSMTTS_CHECKPOINTS: run checkpoints on a path every worker sees
 
     def __post_init__(self):
         if self.scan_backend not in SCAN_BACKENDS:
             raise ValueError(f"unknown scan backend {self.scan_backend!r}: choose from {SCAN_BACKENDS}")
         if self.codec not in ("auto", "encodec", "melkmeans"):
             raise ValueError(f"unknown codec {self.codec!r}: choose auto, encodec or melkmeans")
+        if self.executor not in ("serial", "ray"):
+            raise ValueError(f"unknown executor {self.executor!r}: choose serial or ray")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
 
@@ -69,7 +74,10 @@ class RuntimeConfig:
                    codec=env.get("CODEC", "auto") or "auto",
                    encodec_dir=env.get("ENCODEC_DIR") or None,
                    allow_download=env.get("SSMTTS_NO_DOWNLOAD", "") != "1",
-                   corpus=env.get("CORPUS") or None)
+                   corpus=env.get("CORPUS") or None,
+                   executor=env.get("EXECUTOR", "serial") or "serial",
+                   ray_address=env.get("RAY_ADDRESS") or None,
+                   checkpoint_dir=env.get("SSMTTS_CHECKPOINTS") or None)
 
     def to_env(self) -> dict:
         """This configuration as the variables `from_env` reads (for a child process to start with it)."""
@@ -77,7 +85,9 @@ class RuntimeConfig:
                "SSMTTS_CPU_KERNEL_CFLAGS": self.kernel_cflags,
                "SSMTTS_KEEP_FREED_MEMORY": "1" if self.keep_freed_memory else "0",
                "SSMTTS_THREADS": str(self.threads), "CODEC": self.codec, "ENCODEC_DIR": self.encodec_dir or "",
-               "SSMTTS_NO_DOWNLOAD": "" if self.allow_download else "1", "CORPUS": self.corpus or ""}
+               "SSMTTS_NO_DOWNLOAD": "" if self.allow_download else "1", "CORPUS": self.corpus or "",
+               "EXECUTOR": self.executor, "RAY_ADDRESS": self.ray_address or "",
+               "SSMTTS_CHECKPOINTS": self.checkpoint_dir or ""}
         return env
 
 
