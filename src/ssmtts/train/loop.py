@@ -112,7 +112,9 @@ def evaluate_chunks(model: TTSModel, chunks: ChunkSet, stateful: bool, device) -
 
     Returns the pooled metrics plus the spread over chunk position: variance over positions of
     the token error (%) and of the cross-entropy, and the RMS of the SSM states each chunk
-    leaves; and one row per chunk position.
+    leaves; and one row per chunk position, with codebook 0's CE (`ce_cb0`, Phase 4's
+    pre-registered estimand pairs it by chunk across the two modes) and, for a stateful model, the
+    same chunk scored from a fresh state (`ce_cb0_fresh`: what its carried state is worth).
     """
     model.eval()
     total, state, rows = {}, None, []
@@ -120,12 +122,17 @@ def evaluate_chunks(model: TTSModel, chunks: ChunkSet, stateful: bool, device) -
         batch = chunks.batch([(s, k) for s in range(len(chunks.samples))], model.cfg.style_frames).to(device)
         h, log_dur, new_state = model.chunk_states(batch.text_ids, batch.durations, batch.prev_codes,
                                                    batch.ref_codes, state)
-        state = new_state if stateful else None
         ce, c = head_scores(model, h, log_dur.float(), batch)
         for key, v in c.items():
             total[key] = total.get(key, 0) + v
-        rows.append({"chunk": k, "acc": finish_counts(c, model.cfg.n_codebooks)["acc"], "ce": ce,
-                     "state_rms": ssm_rms(new_state)})
+        row = {"chunk": k, "acc": finish_counts(c, model.cfg.n_codebooks)["acc"], "ce": ce,
+               "ce_cb0": c["ce_sum_cb0"] / c["frames"], "state_rms": ssm_rms(new_state)}
+        if stateful:
+            h0, ld0, _ = model.chunk_states(batch.text_ids, batch.durations, batch.prev_codes, batch.ref_codes, None)
+            c0 = head_scores(model, h0, ld0.float(), batch)[1]
+            row["ce_cb0_fresh"] = c0["ce_sum_cb0"] / c0["frames"]
+        rows.append(row)
+        state = new_state if stateful else None
     model.train()
     pos = pd.DataFrame(rows)
     out = {**finish_counts(total, model.cfg.n_codebooks), "ce": float(pos.ce.mean()),
