@@ -17,6 +17,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from .files import atomic_write_bytes
+
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -63,7 +65,7 @@ def sync(folder: Path = NOTEBOOKS, check: bool = False) -> list[str]:
         if not target.is_file() or target.read_text() != text:
             stale.append(target.name)
             if not check:
-                target.write_text(text)
+                atomic_write_bytes(target, text.encode("utf-8"))
     return stale
 
 

@@ -77,11 +77,12 @@ class Mamba2Layer(nn.Module):
         conv_state, ssm_state = (state.conv, state.ssm_state) if state is not None else (None, None)
         Bsz, L, _ = x.shape
         z, xBC, dt = self.in_proj(x).split([self.d_inner, self.d_inner + 2 * self.d_state, self.n_heads], dim=-1)
-        xBC, conv_state = causal_conv(xBC, self.conv1d.weight, self.conv1d.bias, conv_state, activation="silu")
+        # z (B, L, Din), xBC (B, L, Din + 2N), dt (B, L, heads)
+        xBC, conv_state = causal_conv(xBC, self.conv1d.weight, self.conv1d.bias, conv_state, activation="silu")  # same shape
         xs, Bm, Cm = xBC.split([self.d_inner, self.d_state, self.d_state], dim=-1)     # (B, L, Din / N / N)
         dt = F.softplus(dt + self.dt_bias)                               # (B, L, heads)
         A = -torch.exp(self.A_log)                                       # (heads,)
-        xh = xs.view(Bsz, L, self.n_heads, self.head_dim)
+        xh = xs.view(Bsz, L, self.n_heads, self.head_dim)                # (B, L, heads, P)
         # the fewest chunks of at most `self.chunk` steps, as equal as possible (L = 96: two of 48, no
         # padding, where chunks of 64 would pad a third of the work); zero input and zero
         # decay-exponent in the padding leave the state unchanged
@@ -89,10 +90,10 @@ class Mamba2Layer(nn.Module):
         chunk = -(-L // n_chunks)
         pad = n_chunks * chunk - L
         y, ssm_state = ssd(F.pad(xh * dt[..., None], (0, 0, 0, 0, 0, pad)), F.pad(A * dt, (0, 0, 0, pad)),
-                           F.pad(Bm, (0, 0, 0, pad)), F.pad(Cm, (0, 0, 0, pad)), chunk, ssm_state)
-        y = y[:, :L] + xh * self.D[:, None]
-        y = self.norm(y.reshape(Bsz, L, self.d_inner) * F.silu(z))
-        return self.out_proj(y), MambaState(conv_state, ssm_state)
+                           F.pad(Bm, (0, 0, 0, pad)), F.pad(Cm, (0, 0, 0, pad)), chunk, ssm_state)  # (B, L+pad, heads, P)
+        y = y[:, :L] + xh * self.D[:, None]                                # (B, L, heads, P)
+        y = self.norm(y.reshape(Bsz, L, self.d_inner) * F.silu(z))       # (B, L, Din)
+        return self.out_proj(y), MambaState(conv_state, ssm_state)        # (B, L, H)
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, state: MambaState):

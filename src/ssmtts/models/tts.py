@@ -64,7 +64,7 @@ class StyleExtractor(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
 
     def forward(self, ref: torch.Tensor) -> torch.Tensor:                    # ref (B, R, H)
-        y, _ = self.ssm(self.norm(ref.flip(1)))
+        y, _ = self.ssm(self.norm(ref.flip(1)))                                 # (B, R, H), read backwards
         return self.out(y.mean(dim=1))                                          # (B, H)
 
 
@@ -103,10 +103,10 @@ class TTSModel(nn.Module):
         """text_ids (B, S) -> (enc (B, S, H), predicted log(1 + duration) (B, S))."""
         S = text_ids.shape[1]
         self._check_len(S, "text")
-        mask = text_ids != PAD_ID
-        x = self.embed_proj(self.text_emb(text_ids) + self.pos_emb(torch.arange(S, device=text_ids.device)))
-        enc, _ = self.encoder(x, mask=mask)
-        return enc, self.duration(enc).squeeze(-1)
+        mask = text_ids != PAD_ID                                                   # (B, S)
+        x = self.embed_proj(self.text_emb(text_ids) + self.pos_emb(torch.arange(S, device=text_ids.device)))  # (B, S, H)
+        enc, _ = self.encoder(x, mask=mask)                                         # (B, S, H)
+        return enc, self.duration(enc).squeeze(-1)                                  # (B, S, H), (B, S)
 
     def style_vector(self, ref_codes: torch.Tensor) -> torch.Tensor:
         """Style reference codes (B, 8, R), R >= 1, ids in [0, codebook_size) -> style vector (B, H)."""
