@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 
 from .corpus.build import Corpus
+from .executors import EXECUTORS, run_jobs
 from .models import ModelConfig, TTSModel
 from .runtime import SCAN_BACKENDS, configure, current
 from .train.loop import TrainConfig, run_training
-from .executors import EXECUTORS, run_jobs
 from .train.results import environment_row, upsert_rows
 
 if TYPE_CHECKING:
@@ -276,29 +276,24 @@ def train_job(job: dict) -> dict:
     (DataFrames) and `row` (the runs.csv row), or an out-of-memory row. Runs wherever the executor puts it."""
     meta, mc, tc = job["meta"], job["model"], job["train"]
     t0 = time.time()
-    env = {}
     try:
         res = run_training(mc, tc, job["corpus"], meta["seed"], meta["run_id"], Path(job["ckpt_dir"]), job["device"],
                            progress=job["progress"])
     except (MemoryError, RuntimeError) as e:   # out of memory: a row, and the sweep goes on
         if not _is_oom(e):
             raise
-        env = environment_row(job["device"])
-        row = {**meta, "status": "out_of_memory", "error": str(e).splitlines()[0][:200],
-               "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
-        return {"row": row}
-    env = environment_row(job["device"])
-    row = {**meta, **res["summary"], "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
-    return {"row": row, "curve": res["curve"], "milestones": res["milestones"], "positions": res["positions"]}
+        res = {"summary": {"status": "out_of_memory", "error": str(e).splitlines()[0][:200]}}
+    row = {**meta, **res["summary"], "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(),
+           **environment_row(job["device"])}     # where it ran: the worker's runtime, threads and commit
+    return {"row": row, **{k: res[k] for k in ("curve", "milestones", "positions") if k in res}}
 
 
 def record_run(out: Path, job: dict, result: dict, executor: str = "serial") -> None:
     """Upsert a finished job's rows (the driver's side of ssmtts.executors.run_jobs)."""
-    meta = job["meta"]
-    for name in ("curve", "milestones", "positions"):
+    for name, file in (("curve", "curves"), ("milestones", "milestones"), ("positions", "positions")):
         df = result.get(name)
         if df is not None and len(df):
-            upsert_rows(out / f"{'curves' if name == 'curve' else name}.csv", df.assign(**meta))
+            upsert_rows(out / f"{file}.csv", df.assign(**job["meta"]))
     upsert_rows(out / "runs.csv", pd.DataFrame([{**result["row"], "executor": executor}]))
 
 
