@@ -79,9 +79,13 @@ def load(results_dir, phase: str) -> dict[str, pd.DataFrame]:
             out["positions"] = effects
     if (d / "timing.csv").is_file():
         t = pd.read_csv(d / "timing.csv")
-        if "protocol" in t:
-            t = t[t.protocol == "speech"] if (t.protocol == "speech").any() else t.iloc[0:0]
-        out["timing"] = t.assign(group=t.label, unit=t["round"])
+        chunked = t.protocol.isin(["stateless", "stateful"]) if "protocol" in t else pd.Series(False, index=t.index)
+        if chunked.any():       # Phase 4 compares its two chunk protocols of one configuration
+            out["timing"] = t[chunked].assign(group=t.protocol, unit=t["round"])
+        else:
+            if "protocol" in t:
+                t = t[t.protocol == "speech"] if (t.protocol == "speech").any() else t.iloc[0:0]
+            out["timing"] = t.assign(group=t.label, unit=t["round"])
     return out
 
 
@@ -109,8 +113,6 @@ def carry_effects(pos: pd.DataFrame) -> pd.DataFrame:
     for col in ("config", "label", "git_commit"):
         if col in meta:
             out[col] = out.seed.map(meta[col])
-    if "config" in out:                       # what ran: the width is in the configuration's name
-        out["model_d_model"] = out.config.str.extract(r"_H(\d+)")[0].astype(int)
     return out.assign(group="stateful", unit=out.seed)
 
 
@@ -213,6 +215,8 @@ def verdict_table(claims: pd.DataFrame, results_dir, repo=None) -> pd.DataFrame:
         df = tables[c.phase][source]
         # what ran, from the speech runs (the timing pass times the same configurations)
         cfgs = tables[c.phase].get("speech", df)
+        if "config" in cfgs and "model_d_model" not in cfgs:      # the width is in the configuration's name
+            cfgs = cfgs.assign(model_d_model=cfgs.config.str.extract(r"_H(\d+)")[0])
         ran = "; ".join(f"{g} = {cfg} @ H{h}" for g, cfg, h in
                         cfgs[["group", "config", "model_d_model"]].drop_duplicates().itertuples(index=False)
                         if g in set(d.a) | set(d.b)) if {"config", "model_d_model"} <= set(cfgs) else ""

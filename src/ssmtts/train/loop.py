@@ -65,7 +65,7 @@ class TrainConfig:
         return self.protocol in ("stateless", "stateful")
 
 
-def _datasets(corpus: Corpus, tc: TrainConfig):
+def datasets(corpus: Corpus, tc: TrainConfig):
     """(training items, fixed train subset for scoring, validation items, reference pool)."""
     train = corpus.split("train")
     val = corpus.split("val")[: tc.eval_val_items] if tc.eval_val_items else corpus.split("val")
@@ -224,7 +224,7 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
     device = torch.device(device)
     keep_freed_memory()     # no page-by-page refaulting of each step's tensors (ssmtts.runtime)
     release_freed_memory()  # ... and this run's RSS starts from what is live, not an earlier run's peak
-    items, train_eval, val, ref_pool = _datasets(corpus, tc)
+    items, train_eval, val, ref_pool = datasets(corpus, tc)
     torch.manual_seed(seed)
     model = TTSModel(mc).to(device)
     # fused: one kernel over all parameters (the foreach version's many small ops were 6 % of a cpu step)
