@@ -29,7 +29,7 @@ threads = int(os.environ.get("SSMTTS_THREADS", "0"))  # torch CPU threads; 0: to
 
 # %%
 from IPython.display import display, Markdown
-from ssmtts.notebook import setup
+from ssmtts.notebook import first_design, setup, speech_rerun
 from ssmtts.phases import run_phase
 from ssmtts import report
 corpus, seeds = setup(profile, codec, threads, seeds)
@@ -51,59 +51,10 @@ print(len(runs), 'runs;', runs.status.value_counts().to_dict())
 # Each configuration trained with the speech recipe on the training split (`ssmtts.phases.speech_protocol`), the judge listening to 12 unseen sentences every 10 % of the budget and to all of them at the end (predicted durations). One row per seed; the baselines are the same sentences' ground truth, codec round trip (the ceiling) and nulls.
 
 # %%
-from ssmtts import claims, speech_figures as figs
-import pandas as pd
-sp = res.get('speech_runs', pd.DataFrame())
-sp = sp[sp.profile == profile] if len(sp) else sp
-if len(sp):
-    display(figs.speech_table(sp.assign(model=sp.label + ' s' + sp.seed.astype(str)), res['baselines'], 'predicted'))
+verdicts = speech_rerun(res, 'phase1', profile, out_dir)
 
 # %% [markdown]
-# ## Per configuration: mean ± 95 % CI over seeds (predicted durations)
+# ## First design: comparison, learning curves, milestones
 
 # %%
-if len(sp):
-    pred = sp[sp.durations == 'predicted']
-    cols = ['per', 'cer', 'mcd_db', 'dur_mae_frames', 'step_to_per_30', 'final_val_acc_cb0', 'params_total']
-    table = report.summarize(pred.assign(status='finished'), ['label', 'config'], [c for c in cols if c in pred])
-    table.to_markdown(f'{out_dir}/phase1/speech/summary_{profile}.md', index=False)
-    display(table)
-
-# %% [markdown]
-# ## Judge error while training (listening subset; mean over seeds)
-
-# %%
-if len(sp):
-    curve = res['listening'][res['listening'].profile == profile]
-    fig = figs.error_curves(curve, res['baselines'], label='label')
-    fig.savefig(f'{out_dir}/phase1/speech/error_curves_{profile}.png', dpi=110, bbox_inches='tight')
-
-# %% [markdown]
-# ## Verdicts on the pre-registered outcomes (paired by seed, Holm within each family)
-# Cost claims need the timing pass (`make timing PHASE=phase1`), run alone.
-
-# %%
-all_claims = pd.read_csv('../data/claims.csv')
-v = claims.verdict_table(all_claims[all_claims.phase == 'phase1'], out_dir) if len(sp) else pd.DataFrame()
-display(v)
-
-# %% [markdown]
-# ## Comparison (mean ± 95 % CI over seeds)
-
-# %%
-table = report.comparison_table(runs)
-table.to_markdown(f'{out_dir}/phase1/comparison_{profile}.md')
-display(table)
-
-# %% [markdown]
-# ## Learning curves (lines: mean over seeds; bands: 95 % CI; training subset solid, validation dashed)
-
-# %%
-fig = report.learning_curves(curves)
-fig.savefig(f'{out_dir}/phase1/learning_curves_{profile}.png', dpi=110, bbox_inches='tight')
-
-# %% [markdown]
-# ## Milestones: first step reaching each token-accuracy threshold (median over seeds)
-
-# %%
-display(report.milestone_table(ms))
+first_design(runs, curves, ms, 'phase1', profile, out_dir)

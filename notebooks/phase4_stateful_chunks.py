@@ -25,7 +25,7 @@ threads = int(os.environ.get("SSMTTS_THREADS", "0"))  # torch CPU threads; 0: to
 
 # %%
 from IPython.display import display, Markdown
-from ssmtts.notebook import setup
+from ssmtts.notebook import first_design, setup, speech_rerun
 from ssmtts.phases import run_phase
 from ssmtts import report
 corpus, seeds = setup(profile, codec, threads, seeds)
@@ -43,25 +43,10 @@ ms = res['milestones'][res['milestones'].profile == profile]
 print(len(runs), 'runs;', runs.status.value_counts().to_dict())
 
 # %% [markdown]
-# ## Comparison (mean ± 95 % CI over seeds)
+# ## First design: comparison, learning curves, milestones
 
 # %%
-table = report.comparison_table(runs)
-table.to_markdown(f'{out_dir}/phase4/comparison_{profile}.md')
-display(table)
-
-# %% [markdown]
-# ## Learning curves (lines: mean over seeds; bands: 95 % CI; training subset solid, validation dashed)
-
-# %%
-fig = report.learning_curves(curves)
-fig.savefig(f'{out_dir}/phase4/learning_curves_{profile}.png', dpi=110, bbox_inches='tight')
-
-# %% [markdown]
-# ## Milestones: first step reaching each token-accuracy threshold (median over seeds)
-
-# %%
-display(report.milestone_table(ms))
+first_design(runs, curves, ms, 'phase4', profile, out_dir)
 
 # %% [markdown]
 # ## Error variance over chunk position and state size (mean ± 95 % CI over seeds)

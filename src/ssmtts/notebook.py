@@ -42,6 +42,56 @@ def setup(profile: str = "cpu", codec: str = "auto", threads: int = 0, seeds=(0,
     return corpus, list(seeds)[:1] if profile == "smoke" else list(seeds)
 
 
+def speech_rerun(res: dict, phase: str, profile: str, out_dir, claims_csv="../data/claims.csv"):
+    """A phase notebook's re-run section (protocol `speech`): one row per seed beside the baselines, the
+    per-configuration means with 95 % CIs (written to <out_dir>/<phase>/speech/summary_<profile>.md), the judge's
+    error while training (error_curves_<profile>.png) and the verdicts on the pre-registered outcomes.
+    Returns the verdict table (empty while the phase has no speech runs)."""
+    import pandas as pd
+    from IPython.display import Markdown, display
+
+    from . import claims, report
+    from . import speech_figures as figs
+    sp = res.get("speech_runs", pd.DataFrame())
+    sp = sp[sp.profile == profile] if len(sp) else sp
+    if not len(sp):
+        display(Markdown("No speech runs for this phase yet."))
+        return pd.DataFrame()
+    folder = Path(out_dir, phase, "speech")
+    display(Markdown("**One row per seed** (predicted durations), beside the baselines:"))
+    display(figs.speech_table(sp.assign(model=sp.label + " s" + sp.seed.astype(str)), res["baselines"], "predicted"))
+    pred = sp[sp.durations == "predicted"]
+    cols = [c for c in ("per", "cer", "mcd_db", "dur_mae_frames", "step_to_per_30", "final_val_acc_cb0",
+                        "params_total") if c in pred]
+    table = report.summarize(pred.assign(status="finished"), ["label", "config"], cols)
+    table.to_markdown(folder / f"summary_{profile}.md", index=False)
+    display(Markdown("**Per configuration**: mean ± 95 % CI over seeds (predicted durations):"), table)
+    display(Markdown("**Judge error while training** (the listening subset; mean over seeds):"))
+    fig = figs.error_curves(res["listening"][res["listening"].profile == profile], res["baselines"], label="label")
+    fig.savefig(folder / f"error_curves_{profile}.png", dpi=110, bbox_inches="tight")
+    all_claims = pd.read_csv(claims_csv)
+    verdicts = claims.verdict_table(all_claims[all_claims.phase == phase], out_dir)
+    display(Markdown(f"**Verdicts on the pre-registered outcomes** (paired by seed, Holm within each family; cost "
+                     f"claims need the timing pass, `make timing PHASE={phase}`, run alone):"), verdicts)
+    return verdicts
+
+
+def first_design(runs, curves, milestones, phase: str, profile: str, out_dir):
+    """A phase notebook's first-design section: the comparison table (mean ± 95 % CI over seeds, written to
+    comparison_<profile>.md), learning curves (training subset solid, validation dashed; learning_curves_<profile>.png)
+    and the first step reaching each token-accuracy threshold (median over seeds)."""
+    from IPython.display import Markdown, display
+
+    from . import report
+    table = report.comparison_table(runs)
+    table.to_markdown(Path(out_dir, phase, f"comparison_{profile}.md"))
+    display(Markdown("**Comparison** (mean ± 95 % CI over seeds):"), table)
+    fig = report.learning_curves(curves)
+    fig.savefig(Path(out_dir, phase, f"learning_curves_{profile}.png"), dpi=110, bbox_inches="tight")
+    display(Markdown("**Milestones**: first step reaching each token-accuracy threshold (median over seeds):"),
+            report.milestone_table(milestones))
+
+
 def ipynb_text(py: Path) -> str:
     """The .ipynb that belongs to a percent-format .py: kernelspec set, cell ids stable, no jupytext metadata."""
     import jupytext
