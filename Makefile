@@ -26,6 +26,7 @@ help:
 	@echo "  THREADS=N                    torch CPU threads (0: torch's default)"
 	@echo "  CODEC=auto|encodec|melkmeans codec of the corpus (auto: EnCodec if its weights load, else the offline codec)"
 	@echo "  CORPUS=dir                   your LJSpeech-style corpus (metadata.csv + wavs/) instead of the shipped one"
+	@echo "  EXECUTOR=serial|ray          ray: a phase's runs as Ray tasks, side by side (RAY_ADDRESS: a running cluster)"
 	@echo "  RESULTS=dir                  where CSVs go (default results/, smoke: results/smoke/; CORPUS: results/user/)"
 	@echo "  PHASE=phaseN ROUNDS=n        for make timing (default phase1, 10 rounds)"
 	@echo "  TORCH_INDEX=url              e.g. https://download.pytorch.org/whl/cpu for the CPU wheel of torch"
@@ -45,6 +46,8 @@ $(STAMP): requirements.txt pyproject.toml
 	# encodec 0.1.1 declares torchaudio, whose wheels force another torch build: install it alone
 	$(PY) -m pip install -q --no-deps encodec==0.1.1
 	$(PY) -m pip install -q --no-deps -e .
+	# the ray extra: EXECUTOR=ray runs a phase's runs as Ray tasks (optional for users, installed here for the tests)
+	$(PY) -m pip install -q "ray==$(RAY_VERSION)"
 	# GPU machines: mamba-ssm's fused kernels (needs a CUDA torch and nvcc); optional, never fatal
 	@if command -v nvidia-smi >/dev/null 2>&1 && $(PY) -c "import torch,sys; sys.exit(not torch.cuda.is_available())"; then \
 		echo "CUDA found: installing the cuda extra (mamba-ssm, causal-conv1d)"; \
@@ -55,14 +58,20 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip uninstall -q -y rfc3987-syntax || true
 	touch $(STAMP)
 
+RAY_VERSION := 2.60.0
+# EXECUTOR=ray (any phase target): every run a Ray task, side by side on this machine's cores or on the
+# cluster at RAY_ADDRESS (checkpoints on a path every worker sees: SSMTTS_CHECKPOINTS); rows name the executor
+EXECUTOR ?= serial
+export EXECUTOR
+
 # CORPUS=<folder>: a user's LJSpeech-style corpus (metadata.csv + wavs/) for every target, built in data/build-user/
 CORPUS ?=
 export CORPUS
 data: $(STAMP)  ## build the corpus (text -> speech -> codec tokens + durations) into data/build/
 	$(PY) -m ssmtts.corpus --codec $(CODEC)
 
-notebooks: $(STAMP)  ## regenerate notebooks/*.ipynb from notebooks/make_notebooks.py
-	$(PY) notebooks/make_notebooks.py
+notebooks: $(STAMP)  ## rewrite notebooks/*.ipynb from their jupytext sources notebooks/*.py
+	$(PY) -m ssmtts.notebook
 
 # smoke runs go to the git-ignored results/smoke/ so they never mix with committed results
 # a user's corpus (CORPUS) writes to results/user/<profile>/, never beside the shipped corpus's results
@@ -134,8 +143,8 @@ bench: $(STAMP)  ## kernel, training-step and generation benchmarks into results
 # the tests run on the shipped corpus whatever CORPUS says (they check its properties)
 test: $(STAMP)  ## unit tests + the notebooks under nbval on the smoke profile
 	CORPUS= $(PY) -m ssmtts.corpus --codec $(CODEC)
-	CORPUS= $(PY) -m pytest -q tests
-	CORPUS= SSMTTS_PROFILE=smoke SSMTTS_RESULTS=$$(mktemp -d) $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
+	CORPUS= EXECUTOR=serial $(PY) -m pytest -q tests
+	CORPUS= EXECUTOR=serial SSMTTS_PROFILE=smoke SSMTTS_RESULTS=$$(mktemp -d) $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
 
 # the CUDA path on real hardware (results/gpu/); without CUDA: one line, exit 0
 gpu-check: data  ## check the CUDA path (scan, generation, paper-size training steps) on a GPU

@@ -200,11 +200,15 @@ def generation(d, expand, max_pos, probes):
     for method in ("mamba-step", "mamba-cpu", "attention"):
         torch.manual_seed(0)
         layer, backend = make_layer(method, d, expand)
-        state, x = None, torch.randn(1, 1, d)
+        x = torch.randn(1, 1, d)
+        state = layer.allocate_state(1)
         samples = {}
         for pos in range(max_pos):
             t = time.perf_counter()
-            _, state = layer(x, state, scan_backend=backend) if backend else layer(x, state)
+            if method == "mamba-step":
+                _, state = layer.step(x, state)
+            else:
+                _, state = layer(x, state, scan_backend=backend) if backend else layer(x, state)
             dt = time.perf_counter() - t
             for p in probes:
                 if p <= pos < p + 32:

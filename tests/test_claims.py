@@ -79,7 +79,7 @@ def test_every_primary_outcome_of_a_phase_claim_has_a_source():
     """A claim whose primary outcome no table supplies would silently drop out of the verdicts."""
     phase_claims = ROOT_CLAIMS[ROOT_CLAIMS.phase.str.startswith("phase")]
     missing = [c.claim_id for c in phase_claims.itertuples() if claims.outcome_of(c) is None]
-    assert set(missing) <= {"p4_var"}, missing       # Phase 4's estimand comes from its chunk CSV (not re-run yet)
+    assert missing == [], missing
 
 
 def test_phases_without_rerun_results_give_no_rows(tmp_path):
@@ -93,3 +93,30 @@ def test_too_few_seeds_is_inconclusive_with_the_seeds_needed(tmp_path):
     atomic_write_csv(runs, tmp_path / "phase1" / "speech" / "runs.csv")
     row = claims.verdict_table(ROOT_CLAIMS, tmp_path).set_index("claim").loc["p1_acc"]
     assert row.verdict == "inconclusive" and row["seed pairs needed"] != ""
+
+
+def _positions(carried: float, offset: float, seeds=3, chunks=6) -> pd.DataFrame:
+    """Per-chunk validation CE of both Phase 4 modes: the stateful model `offset` better everywhere (a
+    difference of the trained models) and `carried` better again where a state is carried (chunks >= 1)."""
+    rng, rows = np.random.default_rng(0), []
+    for seed in range(seeds):
+        for protocol in ("stateless", "stateful"):
+            for k in range(chunks):
+                ce = 5 + 0.1 * k + rng.normal(0, 0.0005)      # content: later chunks harder, for both
+                if protocol == "stateful":
+                    ce -= offset + (carried if k >= 1 else 0)
+                rows.append({"chunk": k, "ce_cb0": ce, "split": "val", "step": 240, "run_id": f"{protocol}-s{seed}",
+                             "seed": seed, "protocol": protocol, "config": "mamba_L4_H96_E1.5", "git_commit": "c0"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("carried, verdict", [(0.06, "holds"), (0.0, "equivalent")])
+def test_phase4_estimand_separates_the_carried_state_from_the_models_offset(tmp_path, carried, verdict):
+    (tmp_path / "phase4").mkdir()
+    _positions(carried, offset=0.02).to_csv(tmp_path / "phase4" / "positions.csv", index=False)
+    effects = claims.carry_effects(pd.read_csv(tmp_path / "phase4" / "positions.csv"))
+    assert np.allclose(effects.carry_effect, -carried, atol=0.005) and np.allclose(effects.d_chunk0, -0.02, atol=0.005)
+    all_claims = pd.read_csv(Path(__file__).parents[1] / "data" / "claims.csv")
+    v = claims.verdict_table(all_claims[all_claims.phase == "phase4"], tmp_path)
+    row = v.set_index("claim").loc["p4_var"]
+    assert row.verdict == verdict and "@ H96" in row["what ran"]

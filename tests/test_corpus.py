@@ -159,3 +159,17 @@ def test_long_samples_and_chunks(corpus):
         bounds = B.chunk_bounds(u.n_frames, 100)
         assert bounds[0][0] == 0 and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
         assert bounds[-1][1] <= u.n_frames < bounds[-1][1] + 100
+
+
+@pytest.mark.parametrize("how", ["stdin", "file"])
+def test_synthesis_from_a_script_without_a_main_guard_finishes(tmp_path, how):
+    """multiprocessing re-runs the caller's __main__ in each child; an unguarded script (or one read from stdin)
+    used to fail in every child while the Pool started replacements forever. map_isolated hides __main__."""
+    import subprocess
+    import sys
+    script = 'from ssmtts.corpus.synth import synthesize\nprint("samples", len(synthesize("Ala ma kota.").audio))\n'
+    path = tmp_path / "unguarded.py"
+    path.write_text(script)
+    cmd, stdin = ([sys.executable, "-"], script) if how == "stdin" else ([sys.executable, str(path)], None)
+    out = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("samples "), out.stderr[-800:]

@@ -1,5 +1,6 @@
 """Training harness: milestones, resume equality, divergence, determinism, CSV schema."""
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -141,3 +142,17 @@ def test_timing_pass_rows_and_order_independent_memory(tmp_path):
     for label, g in df.groupby("label"):
         first, last = g.loc[g.position == 0, "work_mb"].iloc[0], g.loc[g.position == 1, "work_mb"].iloc[0]
         assert abs(first - last) <= 0.1 * max(first, last), (label, first, last)
+
+
+def test_phase4_timing_pass_times_both_chunk_protocols(tmp_path):
+    """Phase 4's cost claim compares its chunk protocols: the timing pass times each (the stateful one carrying
+    its state between a pass's chunks) and the claims engine groups them by protocol."""
+    from ssmtts import claims
+    from ssmtts.timing import timing_pass
+    df = timing_pass("phase4", "smoke", rounds=2, steps=3, warmup=1, threads=1, out_dir=tmp_path)
+    assert sorted(df.protocol.unique()) == ["stateful", "stateless"] and len(df) == 4 and (df.step_ms > 0).all()
+    t = claims.load(tmp_path, "phase4")["timing"]
+    assert set(t.group) == {"stateful", "stateless"}
+    v = claims.verdict_table(pd.read_csv(Path(__file__).parents[1] / "data" / "claims.csv").query("claim_id == 'p4_step'"),
+                             tmp_path)
+    assert v.claim.tolist() == ["p4_step"] and "stateful = mamba_L4_H32_E1.5 @ H32" in v["what ran"].iloc[0]

@@ -68,10 +68,12 @@ def test_scores_equal_full_logits():
     torch.manual_seed(2)
     h, lin = torch.randn(70, 16), torch.nn.Linear(16, 8 * 64)
     target = torch.randint(0, 64, (70, 8))
-    ce, hits = codebook_scores(h, lin.weight, lin.bias, target, 8, chunk=32)
+    ce, hits, ce_cb = codebook_scores(h, lin.weight, lin.bias, target, 8, chunk=32)
     logits = lin(h).view(70, 8, 64)
     ref = F.cross_entropy(logits.transpose(1, 2), target, reduction="sum").detach()
     assert abs(ce - float(ref)) < 1e-3 * abs(float(ref))
+    ref_cb0 = F.cross_entropy(logits[:, 0], target[:, 0], reduction="sum").detach()
+    assert abs(float(ce_cb[0]) - float(ref_cb0)) < 1e-3 * abs(float(ref_cb0)) and abs(float(ce_cb.sum()) - ce) < 1e-2
     assert torch.equal(hits, (logits.argmax(-1) == target).sum(0))
 
 
@@ -121,7 +123,10 @@ def test_evaluation_counts_equal_the_logits_path(backbone):
         counts_ref = accuracy_counts(logits, target, mask, ld, b)
         h, ld2 = model.states(b.text_ids, b.durations, b.codes, b.ref_codes)
         ce, counts = head_scores(model, h, ld2, b)
+        cb0 = F.cross_entropy(logits[..., 0, :][mask], target[:, 0][mask], reduction="sum")   # codebook 0's CE
+    ce_cb0 = counts.pop("ce_sum_cb0")
     assert counts == counts_ref
+    assert abs(ce_cb0 - float(cb0)) < 1e-4 * float(cb0)
     assert abs(ce - float(ce_ref)) < 1e-5 * float(ce_ref)
 
 

@@ -9,6 +9,7 @@ from ssmtts.models.blocks import Backbone
 from ssmtts.models.config import ConfigError
 from ssmtts.models.mamba import _SplitLinear
 from ssmtts.models.mamba2 import Mamba2Layer
+from ssmtts.models.state import HybridState, KVCache, MambaState
 from ssmtts.models.tts import length_regulate
 
 BACKBONES = ["transformer", "hybrid", "mamba", "mamba2"]
@@ -55,11 +56,62 @@ def test_frame_by_frame_generation_equals_teacher_forced_pass(backbone):
         logits, _ = model(ids, dur, codes, ref)
         enc, _ = model.encode_text(ids)
         reg, style, prev = length_regulate(enc, dur, codes.shape[2]), model.style_vector(ref), model.shift_codes(codes)
-        state, steps = None, []
+        state, steps = model.allocate_decoder_state(ids.shape[0]), []
         for t in range(codes.shape[2]):
-            out, state = model.decode(reg[:, t:t + 1], style, prev[:, :, t:t + 1], t, state)
+            out, state = model.decode_step(reg[:, t:t + 1], style, prev[:, :, t:t + 1], t, state)   # explicit step
             steps.append(out)
+        chunks, carried = [], None
+        for a, b in [(0, 1), (1, 17), (17, codes.shape[2])]:        # the sequence path with a carried state
+            out, carried = model.decode(reg[:, a:b], style, prev[:, :, a:b], a, carried)
+            chunks.append(out)
     assert torch.allclose(torch.cat(steps, 1), logits, atol=5e-5)
+    assert torch.allclose(torch.cat(chunks, 1), logits, atol=5e-5)
+    kinds = {"transformer": KVCache, "mamba": MambaState, "mamba2": MambaState, "hybrid": HybridState}
+    assert all(type(s) is kinds[backbone] for s in state) and len(state) == model.cfg.n_layers
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_every_mixer_steps_from_its_allocated_state_like_its_sequence_pass(backbone):
+    """mixer.step from allocate_state, frame by frame = mixer.forward over the whole sequence."""
+    torch.manual_seed(0)
+    mixer = Backbone(small(backbone), 1, causal=True).blocks[0].mixer.eval()
+    x = torch.randn(2, 9, small(backbone).d_model)
+    with torch.no_grad():
+        full, _ = mixer(x)
+        state, ys = mixer.allocate_state(2), []
+        for t in range(9):
+            y, state = mixer.step(x[:, t:t + 1], state)
+            ys.append(y)
+    torch.testing.assert_close(torch.cat(ys, 1), full, atol=2e-5, rtol=1e-4)
+
+
+def test_hybrid_checkpoints_written_before_the_hybrid_mixer_still_load():
+    """Old checkpoints kept the hybrid's conv branches on the block (`convs.*`, `combine.*`, Mamba as `mixer.*`)."""
+    torch.manual_seed(0)
+    model = TTSModel(small("hybrid")).eval()
+    legacy = {}
+    for k, v in model.state_dict().items():
+        k = k.replace(".mixer.convs.", ".convs.").replace(".mixer.combine.", ".combine.").replace(".mixer.mamba.", ".mixer.")
+        legacy[k] = v
+    assert any(".blocks.0.combine." in k for k in legacy)
+    fresh = TTSModel(small("hybrid")).eval()
+    fresh.load_state_dict(legacy)
+    ids, dur, codes, ref = inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(ids, dur, codes, ref)[0], model(ids, dur, codes, ref)[0])
+
+
+def test_decoder_states_survive_a_weights_only_checkpoint(tmp_path):
+    """A stateful chunk run's carried state goes into its checkpoint as plain data and comes back typed."""
+    from ssmtts.models.state import from_plain, to_plain
+    torch.manual_seed(0)
+    for backbone in BACKBONES:
+        dec = Backbone(small(backbone), 2, causal=True).eval()
+        _, state = dec(torch.randn(1, 5, small(backbone).d_model))
+        torch.save({"carry": to_plain(state)}, tmp_path / "c.pt")
+        back = from_plain(torch.load(tmp_path / "c.pt", weights_only=True)["carry"])
+        assert [type(s) for s in back] == [type(s) for s in state]
+        assert all(torch.equal(a.ssm, b.ssm) for a, b in zip(back, state) if a.ssm is not None)
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -132,13 +184,13 @@ def test_mamba2_chunked_ssd_matches_a_step_by_step_recurrence():
     layer = Mamba2Layer(32, 64, d_state=8, head_dim=16, chunk=16).eval()
     x = torch.randn(1, 45, 32)
     with torch.no_grad():
-        full, (_, h_full) = layer(x)
+        full, last = layer(x)
         state, outs = None, []
         for t in range(45):
             y, state = layer(x[:, t:t + 1], state)
             outs.append(y)
     assert torch.allclose(torch.cat(outs, 1), full, atol=1e-5)
-    assert torch.allclose(state[1], h_full, atol=1e-5)
+    assert torch.allclose(state.ssm_state, last.ssm_state, atol=1e-5)
 
 
 @pytest.mark.parametrize("use", ["both", "first", "second"])

@@ -1,23 +1,31 @@
-"""The committed notebooks are exactly what notebooks/make_notebooks.py writes (edit the generator, then
-`make notebooks`); regenerating changes no byte."""
-import importlib.util
+"""Every notebook is a jupytext pair: notebooks/<name>.py (percent format, the source) and <name>.ipynb,
+in sync (`make notebooks` writes the .ipynb); writing them again changes no byte; executed notebooks are
+byte-stable."""
 from pathlib import Path
+
+from ssmtts.notebook import NOTEBOOKS, ipynb_text, sync
 
 ROOT = Path(__file__).parents[1]
 
 
-def test_committed_notebooks_match_their_generator(tmp_path):
-    spec = importlib.util.spec_from_file_location("make_notebooks", ROOT / "notebooks" / "make_notebooks.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    gen.main(tmp_path)
-    made = sorted(p.name for p in tmp_path.glob("*.ipynb"))
-    assert made == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-    stale = [n for n in made if (tmp_path / n).read_bytes() != (ROOT / "notebooks" / n).read_bytes()]
-    assert not stale, f"out of date with make_notebooks.py (run `make notebooks`): {stale}"
-    (tmp_path / "again").mkdir()
-    gen.main(tmp_path / "again")
-    assert all((tmp_path / "again" / n).read_bytes() == (tmp_path / n).read_bytes() for n in made)
+def test_every_notebook_is_a_pair_in_sync_with_its_source(tmp_path):
+    ipynbs = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+    assert ipynbs and ipynbs == sorted(p.stem for p in NOTEBOOKS.glob("*.py"))
+    assert sync(check=True) == [], "out of sync with their .py: run `make notebooks`"
+    for py in NOTEBOOKS.glob("*.py"):                      # stable: the same text, ids and all, every time
+        assert ipynb_text(py) == ipynb_text(py)
+    # an edit to the source shows up as out of sync until the notebook is rewritten
+    (tmp_path / "a.py").write_text("# %% [markdown]\n# # A\n\n# %% tags=[\"parameters\"]\nx = 1\n\n# %%\nprint(x)\n")
+    assert sync(tmp_path, check=True) == ["a.ipynb"] and sync(tmp_path) == ["a.ipynb"] and sync(tmp_path, check=True) == []
+    import nbformat
+    nb = nbformat.read(tmp_path / "a.ipynb", as_version=4)
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"] and nb.cells[1].metadata.tags == ["parameters"]
+
+
+def test_each_notebook_says_how_to_run_and_change_it():
+    for py in NOTEBOOKS.glob("*.py"):
+        first = py.read_text().split("# %%")[1]
+        assert "**Run** `make " in first and f"notebooks/{py.name}" in first, py.name
 
 
 def test_executed_notebooks_lose_what_changes_on_every_run(tmp_path):

@@ -85,6 +85,9 @@ def test_phase4_smoke_records_positions_and_resumes_statefully(corpus, tmp_path)
     pd.testing.assert_frame_equal(full["curve"].drop(columns=drop), resumed["curve"].drop(columns=drop))
     pos = full["positions"]
     assert set(pos.split) == {"train", "val"} and pos.chunk.max() >= 1 and (pos.state_rms > 0).all()
+    assert pos.ce_cb0.gt(0).all() and pos.ce_cb0_fresh.gt(0).all()        # Phase 4's estimand, and state's worth
+    chunk0 = pos[pos.chunk == 0]                                             # chunk 0 carries nothing: fresh = carried
+    np.testing.assert_allclose(chunk0.ce_cb0, chunk0.ce_cb0_fresh, rtol=1e-5)
     s = full["summary"]
     assert np.isfinite(s["final_train_ce_var_chunks"]) and np.isfinite(s["final_val_err_var_chunks"])
 

@@ -1,11 +1,16 @@
-"""ssmtts.runtime: freed memory kept for reuse, and handed back on request (glibc only)."""
+"""ssmtts.runtime: the runtime config (defaults from the environment, recorded in rows); freed memory kept
+for reuse, and handed back on request (glibc only)."""
 import json
 import os
+import re
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from ssmtts import runtime
 from ssmtts.runtime import _glibc
 
 # In a child process: the settings are process-wide and must not leak into the test session.
@@ -68,6 +73,45 @@ def test_every_result_row_names_the_scan_path_that_ran(monkeypatch):
     from ssmtts.models.scan import scan_path
     from ssmtts.train.results import environment_row
     expected = "cpu (C++ kernel)" if cpu_ext() is not None else "pscan (fallback: no C++ kernel)"
-    assert environment_row("cpu")["scan_path"] == expected
-    monkeypatch.setenv("SSMTTS_SCAN_BACKEND", "pscan")
-    assert scan_path("cpu") == "pscan (forced by SSMTTS_SCAN_BACKEND)"
+    row = environment_row("cpu")
+    assert row["scan_path"] == expected and row["scan_backend"] == "auto" and row["dtype"] == "float32"
+    assert row["kernel_isa"] and row["malloc"] and row["torch_threads"] >= 1
+    monkeypatch.setattr(runtime, "_CURRENT", replace(runtime.current(), scan_backend="pscan"))
+    assert scan_path("cpu") == "pscan (forced by the runtime config)"
+    assert environment_row("cpu")["scan_backend"] == "pscan"
+
+
+def test_the_runtime_config_reads_its_defaults_from_the_environment_and_checks_them():
+    cfg = runtime.RuntimeConfig.from_env({"SSMTTS_SCAN_BACKEND": "pscan", "SSMTTS_NO_CPU_KERNEL": "1", "SSMTTS_THREADS": "3",
+                                          "CODEC": "melkmeans", "SSMTTS_NO_DOWNLOAD": "1", "CORPUS": "/x"})
+    assert (cfg.scan_backend, cfg.cpu_kernel, cfg.threads, cfg.codec, cfg.allow_download, cfg.corpus) == \
+        ("pscan", False, 3, "melkmeans", False, "/x")
+    assert runtime.RuntimeConfig.from_env(cfg.to_env()) == cfg                      # a child process gets the same
+    assert runtime.RuntimeConfig.from_env({}) == runtime.RuntimeConfig()
+    with pytest.raises(ValueError, match="unknown scan backend 'fast'"):
+        runtime.RuntimeConfig(scan_backend="fast")
+    with pytest.raises(ValueError, match="unknown codec"):
+        runtime.RuntimeConfig.from_env({"CODEC": "mp3"})
+
+
+def test_a_forced_scan_backend_is_the_one_that_runs(monkeypatch):
+    """configure(scan_backend=...) reaches the layers: the forced pscan gives the kernel's numbers by another path."""
+    import torch
+
+    from ssmtts.models.mamba import MambaLayer
+    torch.manual_seed(0)
+    layer, x = MambaLayer(16, 24).eval(), torch.randn(2, 20, 16)
+    with torch.no_grad():
+        auto, _ = layer(x)
+        monkeypatch.setattr(runtime, "_CURRENT", replace(runtime.current(), scan_backend="pscan"))
+        forced, _ = layer(x)
+    torch.testing.assert_close(auto, forced, atol=1e-5, rtol=1e-4)
+
+
+def test_no_switch_is_read_outside_the_runtime_config_and_no_mode_is_guessed():
+    """The package reads environment variables in ssmtts/runtime.py only; models dispatch on no grad mode."""
+    src = Path(__file__).resolve().parents[1] / "src" / "ssmtts"
+    readers = [p.relative_to(src).as_posix() for p in src.rglob("*.py")
+               if re.search(r"os\.environ|os\.getenv", p.read_text()) and p.name != "runtime.py"]
+    assert readers == []
+    assert not [p.name for p in (src / "models").glob("*.py") if "is_grad_enabled" in p.read_text()]

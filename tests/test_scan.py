@@ -184,8 +184,9 @@ def test_mamba_layer_uses_the_step_in_generation_and_agrees_with_the_kernel():
     x = torch.randn(2, 12, 32)
     with torch.no_grad():
         _, state = layer(x[:, :11])
-        y_step, (c1, h1) = layer(x[:, 11:], state)                        # auto: one-frame step
-        y_scan, (c2, h2) = layer(x[:, 11:], state, scan_backend="cpu" if cpu_ext() else "pscan")
+        y_step, s1 = layer.step(x[:, 11:], state)                          # generation's one-frame step
+        y_scan, s2 = layer(x[:, 11:], state, scan_backend="cpu" if cpu_ext() else "pscan")
     torch.testing.assert_close(y_step, y_scan, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(h1, h2, atol=1e-5, rtol=1e-5)
-    assert not torch.equal(state[1], h1)                                  # the caller's state is not mutated
+    torch.testing.assert_close(s1.ssm_state, s2.ssm_state, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s1.conv, s2.conv)
+    assert not torch.equal(state.ssm_state, s1.ssm_state)                 # the caller's state is not mutated

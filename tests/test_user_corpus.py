@@ -1,9 +1,11 @@
 """A user's own LJSpeech-style corpus, end to end: checked up front, built in its own folder, trained on."""
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from ssmtts import runtime
 from ssmtts.corpus.build import (DEFAULT_BUILD, USER_MIN_UTTERANCES, UserCorpusError, build_corpus, user_build_dir,
                                  user_sources)
 
@@ -45,7 +47,7 @@ def test_a_user_corpus_builds_in_its_own_folder_and_a_smoke_phase_trains_on_it(c
     d = ljspeech(tmp_path / "mine", corpus, 24)
     build = tmp_path / "build"
     # the CORPUS variable selects it (as `CORPUS=<dir> make phase1` does); the build folder is its own
-    monkeypatch.setenv("CORPUS", str(d))
+    monkeypatch.setattr(runtime, "_CURRENT", replace(runtime.current(), corpus=str(d)))
     assert user_build_dir(d).parent.name == "build-user" and user_build_dir(d) != DEFAULT_BUILD
     mine = build_corpus(codec="melkmeans", build_dir=build)
     assert {u.split for u in mine.utterances} == {"train", "val", "test"} and len(mine.utterances) == 24

@@ -10,6 +10,9 @@ come from:
     judge PER on unseen text      speech runs, `per` with predicted durations (paired by seed)
     first step with PER <= 30 %   speech runs, `step_to_per_30` in listening intervals; never reached
                                   = censored one interval past the budget ("not reached by step N")
+    Phase 4's carried-state effect  chunk positions (`positions.csv`, validation, last evaluation): per seed,
+                                  the stateful-minus-stateless codebook-0 CE of each chunk, averaged over
+                                  chunks >= 1, minus the same at chunk 0 (no state carried yet); against 0
 
 Claims about token *accuracy* become claims about judge *error* (docs/preregistration.md), so
 their direction flips ("reaches a higher accuracy" -> "a lower PER"). "Reaches 100 %" becomes
@@ -39,7 +42,8 @@ OUTCOMES = {"params_total": ("speech", "params_total"),
             "bwd_ms (timing pass)": ("timing", "bwd_ms"),
             "model peak working memory": ("timing", "work_mb"),
             "judge PER (%)": ("speech", "per"),
-            f"first training step with judge PER <= {MILESTONE} %": ("speech", f"step_to_per_{MILESTONE}")}
+            f"first training step with judge PER <= {MILESTONE} %": ("speech", f"step_to_per_{MILESTONE}"),
+            "paired per-chunk difference of val codebook-0 CE": ("positions", "carry_effect")}
 
 
 def outcome_of(claim) -> tuple[str, str] | None:
@@ -69,12 +73,47 @@ def load(results_dir, phase: str) -> dict[str, pd.DataFrame]:
         r = pd.read_csv(d / "speech" / "runs.csv")
         r = r[r.durations == "predicted"]
         out["speech"] = r.assign(group=r.label if "label" in r else r.model, unit=r.seed)
+    if (d / "positions.csv").is_file():
+        effects = carry_effects(pd.read_csv(d / "positions.csv"))
+        if len(effects):
+            out["positions"] = effects
     if (d / "timing.csv").is_file():
         t = pd.read_csv(d / "timing.csv")
-        if "protocol" in t:
-            t = t[t.protocol == "speech"] if (t.protocol == "speech").any() else t.iloc[0:0]
-        out["timing"] = t.assign(group=t.label, unit=t["round"])
+        chunked = t.protocol.isin(["stateless", "stateful"]) if "protocol" in t else pd.Series(False, index=t.index)
+        if chunked.any():       # Phase 4 compares its two chunk protocols of one configuration
+            out["timing"] = t[chunked].assign(group=t.protocol, unit=t["round"])
+        else:
+            if "protocol" in t:
+                t = t[t.protocol == "speech"] if (t.protocol == "speech").any() else t.iloc[0:0]
+            out["timing"] = t.assign(group=t.label, unit=t["round"])
     return out
+
+
+def carry_effects(pos: pd.DataFrame) -> pd.DataFrame:
+    """Phase 4's pre-registered estimand, one row per seed (runs that recorded `ce_cb0` per chunk only):
+    d_k = CE_cb0(stateful, chunk k) - CE_cb0(stateless, chunk k) on the validation samples at the last
+    evaluation; effect = mean(d_k, k >= 1) - d_0. Negative: the carried state lowers the error beyond
+    whatever separates the two trained models where no state is carried (chunk 0)."""
+    if "ce_cb0" not in pos or pos.ce_cb0.isna().all():
+        return pd.DataFrame()
+    val = pos[(pos.split == "val") & pos.ce_cb0.notna()]
+    val = val[val.step == val.groupby("run_id").step.transform("max")]
+    wide = val.pivot_table(index=["seed", "chunk"], columns="protocol", values="ce_cb0")
+    if not {"stateful", "stateless"} <= set(wide.columns):
+        return pd.DataFrame()
+    d = (wide["stateful"] - wide["stateless"]).rename("d").reset_index().dropna()
+    rows = []
+    for seed, g in d.groupby("seed"):
+        later, first = g[g.chunk >= 1].d, g[g.chunk == 0].d
+        if len(later) and len(first):
+            rows.append({"seed": seed, "carry_effect": float(later.mean() - first.iloc[0]),
+                         "d_chunk0": float(first.iloc[0]), "d_later": float(later.mean())})
+    meta = val[val.protocol == "stateful"].drop_duplicates("seed").set_index("seed")
+    out = pd.DataFrame(rows)
+    for col in ("config", "label", "git_commit"):
+        if col in meta:
+            out[col] = out.seed.map(meta[col])
+    return out.assign(group="stateful", unit=out.seed)
 
 
 def _series(df: pd.DataFrame, group: str, column: str) -> pd.Series:
@@ -98,7 +137,9 @@ def comparisons(claims: pd.DataFrame, tables: dict[str, dict[str, pd.DataFrame]]
         source, column = where
         df = phase_tables[source]
         a = [resolve_label(x, df) for x in str(c.a).split("|")]
-        if c.kind == "reach":      # each named group against the bound
+        if source == "positions":  # the stateful runs' carried-state effect against no effect
+            pairs = [("stateful", "bound 0")]
+        elif c.kind == "reach":    # each named group against the bound
             pairs = [(g, f"bound {SPEAKS_BOUND:g}") for g in a]
         elif c.kind == "best":
             pairs = [(a[0], g) for g in sorted(df.group.unique()) if g != a[0]]
@@ -108,7 +149,7 @@ def comparisons(claims: pd.DataFrame, tables: dict[str, dict[str, pd.DataFrame]]
         for ga, gb in pairs:
             va = _series(df, ga, column)
             if gb.startswith("bound"):
-                vb = pd.Series(SPEAKS_BOUND, index=va.index)
+                vb = pd.Series(float(gb.split()[1]), index=va.index)
             else:
                 vb = _series(df, gb, column)
             censored = ""
@@ -130,7 +171,7 @@ def _describe(v: pd.Series, column: str) -> str:
     v = v.dropna()
     if v.empty:
         return "n/a"
-    fmt = "{:,.0f}" if column == "params_total" else "{:.1f}"
+    fmt = "{:,.0f}" if column == "params_total" else "{:.3f}" if column == "carry_effect" else "{:.1f}"
     return (fmt.format(v.mean()) + (f" (sd {v.std(ddof=1):.2g}" if len(v) > 1 else " (") + f", n={len(v)})")
 
 
@@ -174,10 +215,13 @@ def verdict_table(claims: pd.DataFrame, results_dir, repo=None) -> pd.DataFrame:
         df = tables[c.phase][source]
         # what ran, from the speech runs (the timing pass times the same configurations)
         cfgs = tables[c.phase].get("speech", df)
+        if "config" in cfgs and "model_d_model" not in cfgs:      # the width is in the configuration's name
+            cfgs = cfgs.assign(model_d_model=cfgs.config.str.extract(r"_H(\d+)")[0])
         ran = "; ".join(f"{g} = {cfg} @ H{h}" for g, cfg, h in
                         cfgs[["group", "config", "model_d_model"]].drop_duplicates().itertuples(index=False)
                         if g in set(d.a) | set(d.b)) if {"config", "model_d_model"} <= set(cfgs) else ""
-        fmt_eff = (lambda x: f"{x:.3f}x") if scale_of(c) == "ratio" else (lambda x: f"{x:+.2f}")
+        digits = 3 if str(c.margin_unit) == "nats" else 2
+        fmt_eff = (lambda x: f"{x:.3f}x") if scale_of(c) == "ratio" else (lambda x: f"{x:+.{digits}f}")
         interval = lambda r: "exact" if r.scale == "exact" else f"[{fmt_eff(r.ci_lo)}, {fmt_eff(r.ci_hi)}], p_holm {r.p_holm:.3g}"
         effects = "; ".join(f"{r.a} vs {r.b}: {fmt_eff(r.effect) if r.scale != 'exact' else f'{r.effect:+,.0f}'} "
                             f"{interval(r)}, {r.verdict}" for r in d.itertuples())

@@ -42,7 +42,7 @@ from .corpus.build import Corpus, Utterance, read_wav
 from .corpus.codec import log_mel
 from .corpus.text import LETTERS_LOWER, normalize
 from .files import atomic_torch_save, atomic_write_bytes
-from .runtime import keep_freed_memory
+from .runtime import configure, current, keep_freed_memory
 
 JUDGE_VERSION = "ctc-dilated-conv-v1"
 CHARS = [" "] + list(LETTERS_LOWER)      # character targets (index + 1; 0 is the CTC blank)
@@ -354,19 +354,17 @@ def committed_card(judge: Judge, corpus: Corpus, path: Path) -> pd.DataFrame | N
 def main(argv=None):
     """`python -m ssmtts.judge`: build (or load) the corpus's judge and write its card to results/judge/."""
     import argparse
-    import os
 
     from .corpus.build import build_corpus
     from .train.results import atomic_write_csv
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--profile", default="cpu", choices=sorted(JUDGE_PROFILES))
-    p.add_argument("--codec", default=os.environ.get("CODEC", "auto"))
+    p.add_argument("--codec", default=current().codec)
     p.add_argument("--out", default="results/judge")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--force", action="store_true", help="remake the card even if it is this judge's")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    configure(threads=a.threads)
     corpus = build_corpus(codec=a.codec)
     judge = judge_for(corpus, a.profile)
     out = Path(a.out)

@@ -20,7 +20,9 @@ import pandas as pd
 import torch
 
 from .corpus.build import Corpus
+from .executors import EXECUTORS, run_jobs
 from .models import ModelConfig, TTSModel
+from .runtime import SCAN_BACKENDS, configure, current
 from .train.loop import TrainConfig, run_training
 from .train.results import environment_row, upsert_rows
 
@@ -40,7 +42,7 @@ PHASE_DECODER = dict(decoder_input="prev_codes", decoder_causal=True)
 # has the judge listen to its free-running speech on unseen sentences (ssmtts.speech.train_and_listen).
 SPEECH_DECODER = dict(decoder_input="none", decoder_causal=False)
 # phases re-run under the pre-registered design; the others still hold first-design results only
-SPEECH_PHASES = ("phase1", "phase2", "phase5")
+SPEECH_PHASES = ("phase1", "phase2")
 # the final measurement's duration modes: the primary outcome uses predicted durations; Phase 1 also measured
 # generation with the true durations (secondary), the later phases skip it to halve the final measurement's
 # decoding (docs/preregistration.md, deviation 2)
@@ -95,6 +97,12 @@ def for_protocol(mc: ModelConfig, protocol: str) -> ModelConfig:
     return replace(mc, **SPEECH_DECODER) if protocol == "speech" else mc
 
 
+def _with_speech(phase: str, profile: str, trains: dict) -> dict:
+    """A phase's protocols plus `speech` once the phase is in SPEECH_PHASES (re-run, or ready to be: Phase 5's
+    code path exists but is switched on only with its runs, so `make phase5` on committed results trains nothing)."""
+    return {**trains, "speech": speech_protocol(profile, phase)[0]} if phase in SPEECH_PHASES else trains
+
+
 def _mamba(profile: str, layers: int = 4, reported_width: int = 768, expand: float = 1.5, **kw) -> ModelConfig:
     return ModelConfig(backbone="mamba", n_layers=layers, n_enc_layers=ENC_LAYERS[profile],
                        d_model=width(reported_width, profile), expand=expand, **{**PHASE_DECODER, **kw})
@@ -110,8 +118,7 @@ def phase1(profile: str):
     # (the committed cpu results of Phase 1 were made with these longer runs)
     trains = _protocols(profile, reported_steps=300, steps=240, batch_size=8, crop_frames=192, eval_every=30,
                         warmup=30, checkpoint_every=30, eval_train_items=16, eval_val_items=None)
-    trains["speech"] = speech_protocol(profile, "phase1")[0]
-    return models, trains
+    return models, _with_speech("phase1", profile, trains)
 
 
 PHASE2_KERNELS = [(3, 5), (5, 7), (7, 9), (9, 11), (3, 9)]
@@ -130,9 +137,7 @@ def phase2(profile: str):
     target = n_params(models[1][1])
     layers = min(range(pure.n_layers, 4 * pure.n_layers + 1), key=lambda n: abs(n_params(replace(pure, n_layers=n)) - target))
     models.append(("pure-matched", replace(pure, n_layers=layers)))
-    trains = _protocols(profile)
-    trains["speech"] = speech_protocol(profile, "phase2")[0]
-    return models, trains
+    return models, _with_speech("phase2", profile, _protocols(profile))
 
 
 # (label, decoder layers, reported hidden width, expand): the reported points and the small-width thresholds
@@ -172,7 +177,7 @@ def phase5(profile: str, embed_widths: list[int] | None = None):
     widths = embed_widths or [H // 3, 2 * H // 3, H]
     trains = _protocols(profile)
     if embed_widths is None:
-        trains["speech"] = speech_protocol(profile, "phase5")[0]
+        trains = _with_speech("phase5", profile, trains)
     return [(f"Emb{e}", replace(base, d_embed=int(e))) for e in widths], trains
 
 
@@ -200,7 +205,7 @@ PHASES = {"phase1": phase1, "phase2": phase2, "phase3": phase3, "phase4": phase4
 
 def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2), out_dir: str | Path = "results",
               protocols=None, device: str | None = None, progress: bool = True, judge=None, labels=None,
-              **options) -> dict:
+              executor: str | None = None, threads: int = 1, **options) -> dict:
     """Run every (config, protocol, seed) not yet finished and upsert its rows into the CSVs.
 
     Files in out_dir/<phase>/: runs.csv (one row per run), curves.csv (one row per
@@ -211,13 +216,16 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     "listening", "baselines". Unfinished runs resume from their checkpoints. `protocols` None runs
     every protocol the phase defines; `labels` None every configuration (else only those, e.g. to
     run two processes side by side); `judge` (default: the profile's) listens to speech runs;
-    `options` go to the phase function (e.g. embed_widths for phase5).
+    `executor` (default: the runtime config's, EXECUTOR) "serial" or "ray" (ssmtts.executors: every run a
+    task of `threads` CPUs or one GPU, rows written here as they come back); `options` go to the phase
+    function (e.g. embed_widths for phase5).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {PROFILES}")
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}: choose from {', '.join(PHASES)}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    executor = executor or current().executor
     out = Path(out_dir) / phase
     out.mkdir(parents=True, exist_ok=True)
     models, trains = PHASES[phase](profile, **options)
@@ -229,40 +237,13 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     unknown = set(protocols or []) - set(trains)
     if unknown:
         raise ValueError(f"{phase} has no protocol {sorted(unknown)}: it defines {sorted(trains)}")
-    env = environment_row(device)
-    runs_path = out / "runs.csv"
-    done = set()
-    if runs_path.is_file():
-        prev = pd.read_csv(runs_path)
-        done = set(prev.loc[prev.status.isin(["finished", "diverged", "out_of_memory"]), "run_id"])
-    for protocol in protocols or list(trains):
-        tc = trains[protocol]
-        if protocol == "speech":
-            judge = _speech_runs(phase, corpus, profile, seeds, out, models, judge, device, progress)
-            continue
-        for label, mc in models:
-            for seed in seeds:
-                run_id = f"{phase}-{profile}-{protocol}-{mc.name}-s{seed}"
-                if run_id in done:
-                    continue
-                t0 = time.time()
-                meta = {"run_id": run_id, "phase": phase, "profile": profile, "protocol": protocol, "label": label,
-                        "config": mc.name, "seed": seed, "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash}
-                try:
-                    res = run_training(mc, tc, corpus, seed, run_id, out / "checkpoints", device, progress=progress)
-                except (MemoryError, RuntimeError) as e:   # out of memory: a row, and the sweep goes on
-                    if not _is_oom(e):
-                        raise
-                    row = {**meta, "status": "out_of_memory", "error": str(e).splitlines()[0][:200],
-                           "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
-                    upsert_rows(runs_path, pd.DataFrame([row]))
-                    continue
-                upsert_rows(out / "curves.csv", res["curve"].assign(**meta))
-                upsert_rows(out / "milestones.csv", res["milestones"].assign(**meta))
-                if len(res["positions"]):
-                    upsert_rows(out / "positions.csv", res["positions"].assign(**meta))
-                row = {**meta, **res["summary"], "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(), **env}
-                upsert_rows(runs_path, pd.DataFrame([row]))
+    protocols = list(protocols or trains)
+    jobs = phase_jobs(phase, corpus, profile, seeds, out, models, trains, [p for p in protocols if p != "speech"], device,
+                      progress and executor == "serial")
+    run_jobs(jobs, train_job, lambda job, result: record_run(out, job, result, executor), executor, threads,
+             gpus=1 if device == "cuda" and executor == "ray" else 0, address=current().ray_address)
+    if "speech" in protocols:
+        judge = _speech_runs(phase, corpus, profile, seeds, out, models, judge, device, progress, executor, threads)
     files = [f for f in ("runs", "curves", "milestones", "positions") if (out / f"{f}.csv").is_file()]
     res = {name: pd.read_csv(out / f"{name}.csv") for name in files}
     speech = {"speech_runs": "runs", "listening": "curve", "baselines": "baselines"}
@@ -270,10 +251,63 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     return res
 
 
-def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device, progress):
-    """The `speech` protocol: every (configuration, seed) trained with the speech recipe and listened to."""
+def phase_jobs(phase, corpus, profile, seeds, out: Path, models, trains, protocols, device, progress: bool = False):
+    """One job (a plain dict, ssmtts.executors) per (config, protocol, seed) of the first-design protocols whose
+    run is not finished yet (finished, diverged and out-of-memory runs are rows already)."""
+    runs_path = out / "runs.csv"
+    done = set()
+    if runs_path.is_file():
+        prev = pd.read_csv(runs_path)
+        done = set(prev.loc[prev.status.isin(["finished", "diverged", "out_of_memory"]), "run_id"])
+    ckpt_dir = Path(current().checkpoint_dir) / phase if current().checkpoint_dir else out / "checkpoints"
+    jobs = []
+    for protocol in protocols:
+        for label, mc in models:
+            for seed in seeds:
+                run_id = f"{phase}-{profile}-{protocol}-{mc.name}-s{seed}"
+                if run_id in done:
+                    continue
+                meta = {"run_id": run_id, "phase": phase, "profile": profile, "protocol": protocol, "label": label,
+                        "config": mc.name, "seed": seed, "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash}
+                jobs.append({"meta": meta, "model": mc, "train": trains[protocol], "corpus": corpus,
+                             "ckpt_dir": str(ckpt_dir), "device": device, "progress": progress})
+    return jobs
+
+
+def train_job(job: dict) -> dict:
+    """Train one run (resuming from its checkpoint) and return its rows: `curve`, `milestones`, `positions`
+    (DataFrames) and `row` (the runs.csv row), or an out-of-memory row. Runs wherever the executor puts it."""
+    meta, mc, tc = job["meta"], job["model"], job["train"]
+    t0 = time.time()
+    try:
+        res = run_training(mc, tc, job["corpus"], meta["seed"], meta["run_id"], Path(job["ckpt_dir"]), job["device"],
+                           progress=job["progress"])
+    except (MemoryError, RuntimeError) as e:   # out of memory: a row, and the sweep goes on
+        if not _is_oom(e):
+            raise
+        res = {"summary": {"status": "out_of_memory", "error": str(e).splitlines()[0][:200]}}
+    row = {**meta, **res["summary"], "elapsed_s": time.time() - t0, **mc.to_row(), **tc.to_row(),
+           **environment_row(job["device"])}     # where it ran: the worker's runtime, threads and commit
+    return {"row": row, **{k: res[k] for k in ("curve", "milestones", "positions") if k in res}}
+
+
+def record_run(out: Path, job: dict, result: dict, executor: str = "serial") -> None:
+    """Upsert a finished job's rows (the driver's side of ssmtts.executors.run_jobs)."""
+    for name, file in (("curve", "curves"), ("milestones", "milestones"), ("positions", "positions")):
+        df = result.get(name)
+        if df is not None and len(df):
+            upsert_rows(out / f"{file}.csv", df.assign(**job["meta"]))
+    upsert_rows(out / "runs.csv", pd.DataFrame([{**result["row"], "executor": executor}]))
+
+
+def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device, progress, executor="serial",
+                 threads=1):
+    """The `speech` protocol: every (configuration, seed) trained with the speech recipe and listened to. Under
+    Ray each run is a task that writes its own rows under the folder's lock (its listenings are appended as
+    they happen, so a retried task resumes between them): the folder must be on a file system every worker
+    sees, with working locks (one machine, or NFS with locking)."""
     from .judge import judge_for
-    from .speech import locked, speech_run_id, train_and_listen, write_baselines
+    from .speech import locked, speech_run_id, write_baselines
     tc, schedule = speech_protocol(profile, phase)
     folder = out / "speech"
     done = set(pd.read_csv(folder / "runs.csv").run_id) if (folder / "runs.csv").is_file() else set()
@@ -282,13 +316,19 @@ def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device
     if not todo and (folder / "baselines.csv").is_file():
         return judge      # every run finished and measured: nothing to listen to (no judge is built or trained)
     judge = judge or judge_for(corpus, profile, progress)
-    for label, mc in models:
-        for seed in seeds:
-            train_and_listen(label, mc, tc, corpus, judge, folder, schedule, seed, device, progress,
-                             extra={"phase": phase, "profile": profile, "label": label})
+    jobs = [{"args": (label, mc, tc, corpus, judge, folder, schedule, seed, device, progress),
+             "extra": {"phase": phase, "profile": profile, "label": label, "executor": executor}}
+            for label, mc in models for seed in seeds if speech_run_id(label, mc, seed) not in done]
+    run_jobs(jobs, _speech_job, lambda job, result: None, executor, threads,
+             gpus=1 if device == "cuda" and executor == "ray" else 0, address=current().ray_address)
     with locked(folder):                 # processes side by side share the folder
         write_baselines(corpus, judge, folder, schedule.final_sentences)
     return judge
+
+
+def _speech_job(job: dict):
+    from .speech import train_and_listen
+    return train_and_listen(*job["args"], extra=job["extra"])
 
 
 def main(argv=None):
@@ -296,7 +336,6 @@ def main(argv=None):
     runs without the notebook (resumable; `make phaseN` then finds them done and draws the figures). Two
     processes with disjoint --labels and --threads 1 run side by side on a 2-core machine."""
     import argparse
-    import os
 
     from .corpus.build import build_corpus
     p = argparse.ArgumentParser(description=main.__doc__)
@@ -306,15 +345,18 @@ def main(argv=None):
     p.add_argument("--labels", default=None, help="comma-separated configuration labels (default: all)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--out", default=None, help="default: results (smoke: results/smoke)")
-    p.add_argument("--codec", default=os.environ.get("CODEC", "auto"))
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--codec", default=current().codec)
+    p.add_argument("--threads", type=int, default=current().threads, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--scan-backend", default=current().scan_backend, choices=SCAN_BACKENDS,
+                   help="the selective scan to use (auto: the fastest available; recorded in every row)")
+    p.add_argument("--executor", default=current().executor, choices=EXECUTORS,
+                   help="serial, or ray: every run a Ray task (RAY_ADDRESS joins a cluster; see ssmtts.executors)")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    configure(threads=a.threads, scan_backend=a.scan_backend, executor=a.executor)
     split = lambda s: s.split(",") if s else None
     run_phase(a.phase, build_corpus(codec=a.codec), a.profile, seeds=[int(s) for s in a.seeds.split(",")],
               out_dir=a.out or ("results/smoke" if a.profile == "smoke" else "results"),
-              protocols=split(a.protocols), labels=split(a.labels))
+              protocols=split(a.protocols), labels=split(a.labels), executor=a.executor, threads=a.threads or 1)
 
 
 if __name__ == "__main__":

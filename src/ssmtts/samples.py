@@ -36,6 +36,7 @@ from .corpus.text import TextError
 from .models import ModelConfig, TTSModel
 from .models.generate import generate
 from .phases import PHASES
+from .runtime import configure
 from .speech import mcd, write_wav
 from .corpus.durations import FRAME_RATE
 from .train.data import eval_batches, pick_reference
@@ -224,8 +225,7 @@ def main(argv=None):
                    help="a model to render (repeatable), e.g. phase1:hybrid; default: Phase 1 + best of Phase 3")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    configure(threads=a.threads)
     models = [tuple(m.split(":", 1)) for m in a.model] if a.model else None
     res = make_samples(build_corpus(codec=a.codec), Path(a.results), Path(a.out) if a.out else None, models,
                        a.profile, a.sentences, a.cost_frames)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from .corpus.build import REPO_ROOT, Corpus, build_corpus
 from .corpus.durations import FRAME_RATE
 from .models.generate import generate_from_text
+from .runtime import current
 from .speech import load_model, write_wav
 
 DEFAULT_SPEAKER = REPO_ROOT / "results" / "speech" / "speaker.pt"
@@ -52,7 +52,7 @@ def speak(text: str, voice: int = 0, model_path: str | Path | None = None, corpu
         raise NoSpeakerError(f"no trained model at {path}: `make speech` trains the speech models and writes "
                              f"{DEFAULT_SPEAKER.relative_to(REPO_ROOT)} (or pass a model file)")
     model = load_model(path, device)
-    corpus = corpus or build_corpus(codec=os.environ.get("CODEC", "auto"))
+    corpus = corpus or build_corpus(codec=current().codec)
     ref, ref_uid = voice_reference(corpus, voice, model.cfg.style_frames)
     t0 = time.perf_counter()
     g = generate_from_text(model, text, ref, temperature=temperature, seed=seed)

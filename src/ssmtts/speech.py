@@ -40,6 +40,7 @@ from .files import atomic_torch_save
 from .judge import PRIMARY_METRIC, Judge, bootstrap_ci, null_inputs, one_per_sentence, roundtrip_wav
 from .models import ModelConfig, TTSModel
 from .models.generate import generate
+from .runtime import current
 from .train.data import pick_reference
 from .train.loop import TrainConfig, run_training
 from .train.results import atomic_write_csv, environment_row, upsert_rows
@@ -435,7 +436,6 @@ def _overrides(pairs: list[str]) -> dict:
 def main(argv=None):
     """`python -m ssmtts.speech`: the decoder ablation and/or the speech run per backbone (resumable)."""
     import argparse
-    import os
 
     from .corpus.build import build_corpus
     from .judge import judge_for
@@ -444,7 +444,7 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="default: results/speech (smoke: results/smoke/speech)")
     p.add_argument("--what", default="all", choices=["ablation", "backbones", "all"])
     p.add_argument("--only", default=None, help="comma-separated backbones or recipes to run (others skipped)")
-    p.add_argument("--codec", default=os.environ.get("CODEC", "auto"))
+    p.add_argument("--codec", default=current().codec)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a ModelConfig field of every job (e.g. pos_emb_std=1.0); its name says so")

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .runtime import child_env, current
+
 
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
@@ -48,22 +50,30 @@ def measure_one(phase: str, profile: str, label: str, protocol: str, steps: int,
     from .models import TTSModel
     from .phases import PHASES, for_protocol
     from .runtime import keep_freed_memory
+    from .models.state import detach_state
     from .train.data import train_batch
-    from .train.loop import train_step
+    from .train.loop import datasets, train_step
     keep_freed_memory()
     models, trains = PHASES[phase](profile)
     mc, tc = for_protocol(dict(models)[label], protocol), trains[protocol]
-    corpus = build_corpus(codec=os.environ.get("CODEC", "auto"))
+    corpus = build_corpus(codec=current().codec)
     train = corpus.split("train")
-    batches = [train_batch(train, tc.batch_size, 0, s, mc.style_frames, tc.crop_frames, train)
-               for s in range(warmup + steps)]
+    stateful = protocol == "stateful"
+    if tc.chunked:         # Phase 4: chunks of long samples as run_training draws them, state carried if stateful
+        items = datasets(corpus, tc)[0]
+        batches = [(items.batch(pairs, mc.style_frames), stateful and pairs[0][1] > 0)
+                   for pairs in (items.train_pairs(stateful, tc.batch_size, 0, s) for s in range(warmup + steps))]
+    else:
+        batches = [(train_batch(train, tc.batch_size, 0, s, mc.style_frames, tc.crop_frames, train), False)
+                   for s in range(warmup + steps)]
     torch.manual_seed(0)
     model = TTSModel(mc)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)
     base = _rss_mb()
-    times = []
-    for i, b in enumerate(batches):
-        out = train_step(model, opt, b, tc, "cpu")
+    times, carry = [], None
+    for i, (b, carried) in enumerate(batches):
+        out = train_step(model, opt, b, tc, "cpu", carry if carried else None)
+        carry = detach_state(out["state"]) if stateful else None
         t3 = time.perf_counter()
         if i >= warmup:
             times.append((out["t1"] - out["t0"], out["t2"] - out["t1"], t3 - out["t2"], t3 - out["t0"]))
@@ -77,13 +87,16 @@ def measure_one(phase: str, profile: str, label: str, protocol: str, steps: int,
 def timing_pass(phase: str, profile: str = "cpu", rounds: int = 3, steps: int = 10, warmup: int = 3,
                 threads: int = 2, out_dir: str | Path = "results", protocols=None, labels=None) -> pd.DataFrame:
     """Every configuration of a phase, one fresh process each, rounds interleaved; writes <phase>/timing.csv.
-    protocols None: `speech` for a re-run phase (SPEECH_PHASES), else `heldout`."""
+    protocols None: `speech` for a re-run phase (SPEECH_PHASES), Phase 4's chunk protocols (stateless, stateful:
+    chunks as run_training draws them, the state carried between a stateful pass's chunks), else `heldout`."""
     from .phases import PHASES, SPEECH_PHASES
-    protocols = protocols or (("speech",) if phase in SPEECH_PHASES else ("heldout",))
+    _, trains = PHASES[phase](profile)
+    protocols = protocols or (("speech",) if phase in SPEECH_PHASES else
+                              tuple(p for p in trains if trains[p].chunked) or ("heldout",))
     from .train.results import atomic_write_csv, environment_row
     models, _ = PHASES[phase](profile)
     labels = labels or [label for label, _ in models]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "SSMTTS_THREADS": str(threads)}
+    env = {**child_env(threads=threads), "OMP_NUM_THREADS": str(threads)}
     rows = []
     for rnd in range(rounds):
         order = labels if rnd % 2 == 0 else labels[::-1]      # first and last swap every round
@@ -115,7 +128,7 @@ def main():
     a = ap.parse_args()
     if a.one:
         import torch
-        torch.set_num_threads(int(os.environ.get("SSMTTS_THREADS", "0")) or torch.get_num_threads())
+        torch.set_num_threads(current().threads or torch.get_num_threads())
         print(json.dumps(measure_one(*json.loads(a.one))))
         return
     df = timing_pass(a.phase, a.profile, a.rounds, a.steps, threads=a.threads, out_dir=a.out)

@@ -1,15 +1,15 @@
 """`python -m ssmtts.corpus [--codec auto|encodec|melkmeans] [--user-corpus DIR]`: build and describe the corpus."""
 import argparse
-import os
 import time
 
+from ..runtime import current
 from .build import UserCorpusError, build_corpus, corpus_sources
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--codec", default=os.environ.get("CODEC", "auto"), choices=["auto", "encodec", "melkmeans"])
-    ap.add_argument("--encodec-dir", default=os.environ.get("ENCODEC_DIR") or None,
+    ap.add_argument("--codec", default=current().codec, choices=["auto", "encodec", "melkmeans"])
+    ap.add_argument("--encodec-dir", default=current().encodec_dir,
                     help="folder holding encodec_24khz-d7cc33bc.th")
     ap.add_argument("--user-corpus", default=None, help="LJSpeech-style folder (metadata.csv + wavs/); default: "
                     "the CORPUS variable, else the shipped corpus")

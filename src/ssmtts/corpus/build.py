@@ -21,7 +21,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -293,8 +292,9 @@ def resolve_codec(name: str, train_wavs, build_dir: Path, weights_dir: str | Non
     """`auto`: EnCodec if its weights load, else the offline codec (with a message saying so)."""
     if name in ("auto", "encodec"):
         try:
-            allow_download = os.environ.get("SSMTTS_NO_DOWNLOAD", "") != "1"
-            return EncodecCodec(pretrained=True, weights_dir=weights_dir, allow_download=allow_download)
+            from ..runtime import current
+            return EncodecCodec(pretrained=True, weights_dir=weights_dir or current().encodec_dir,
+                                allow_download=current().allow_download)
         except CodecWeightsMissing as e:
             if name == "encodec":
                 raise

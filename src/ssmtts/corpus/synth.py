@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ctypes as C
 import multiprocessing
-import os
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -64,16 +64,17 @@ class Espeak:
     def __init__(self):
         try:
             import espeakng_loader
-            os.environ.setdefault("ESPEAK_DATA_PATH", espeakng_loader.get_data_path())
+            data_path = espeakng_loader.get_data_path()          # the wheel's voices, beside its library
             self.lib = C.CDLL(espeakng_loader.get_library_path())
         except ImportError:
+            data_path = None                                      # the system library finds its own voices
             try:
                 self.lib = C.CDLL("libespeak-ng.so.1")
             except OSError as e:
                 raise EspeakError(
                     "libespeak-ng not found: `pip install espeakng-loader` (no root) or "
                     "`apt-get install espeak-ng`") from e
-        data = os.environ.get("ESPEAK_DATA_PATH", "").encode() or None
+        data = data_path.encode() if data_path else None
         rate = self.lib.espeak_Initialize(2, 0, data, 1)  # SYNCHRONOUS, default buffer, PHONEME_EVENTS
         if rate != SYNTH_RATE:
             raise EspeakError(f"espeak_Initialize returned {rate}, expected {SYNTH_RATE} Hz")
@@ -138,8 +139,22 @@ def map_isolated(fn, jobs: list[tuple], processes: int = 2):
     # Children are forked from the server, which has these imported: no per-utterance import cost.
     # Only takes effect when the server starts (the first call in this process).
     ctx.set_forkserver_preload(["ssmtts.corpus.build"])
-    with ctx.Pool(processes, maxtasksperchild=1) as pool:
-        yield from pool.imap(_in_fresh_process, [(fn, j) for j in jobs], chunksize=1)
+    # multiprocessing re-runs the caller's __main__ in every child. A script without an
+    # `if __name__ == "__main__":` guard (or one read from stdin, whose "file" is "<stdin>") then fails
+    # in every child while it starts, and the Pool starts replacements forever. The children never need
+    # __main__ (fn is a module-level function of this package, pickled by reference): hidden meanwhile.
+    main = sys.modules["__main__"]
+    saved_file, saved_spec = getattr(main, "__file__", None), getattr(main, "__spec__", None)
+    main.__spec__ = None
+    if saved_file is not None:
+        del main.__file__
+    try:
+        with ctx.Pool(processes, maxtasksperchild=1) as pool:
+            yield from pool.imap(_in_fresh_process, [(fn, j) for j in jobs], chunksize=1)
+    finally:
+        main.__spec__ = saved_spec
+        if saved_file is not None:
+            main.__file__ = saved_file
 
 
 def synthesize_in_this_process(text: str, voice: str = "pl", rate_wpm: int = 175) -> Synthesis:

@@ -1,9 +1,11 @@
-"""Multi-head self-attention (PyTorch SDPA) with a KV cache as its state."""
+"""Multi-head self-attention (PyTorch SDPA) with a KV cache as its state (causal attention only)."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .state import KVCache
 
 
 class Attention(nn.Module):
@@ -13,25 +15,35 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.out = nn.Linear(d_model, d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, state=None, key_mask: torch.Tensor | None = None):
-        """x (B, L, H); state: (k, v) each (B, heads, T_past, H/heads) or None; key_mask (B, L) True = valid."""
+    def allocate_state(self, batch: int, device=None, dtype=torch.float32) -> KVCache:
+        """An empty cache (no past frames)."""
+        H = self.qkv.in_features
+        empty = torch.zeros(batch, self.n_heads, 0, H // self.n_heads, device=device, dtype=dtype)
+        return KVCache(empty, empty)
+
+    def forward(self, x: torch.Tensor, state: KVCache | None = None, mask: torch.Tensor | None = None):
+        """x (B, L, H), the cache of past frames (causal only) -> (y (B, L, H), the cache with these
+        frames appended; None when not causal); mask (B, L) True = valid keys (bidirectional only)."""
         Bsz, L, H = x.shape
-        q, k, v = self.qkv(x).view(Bsz, L, 3, self.n_heads, H // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(x).view(Bsz, L, 3, self.n_heads, H // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, h, L, H/h)
         past = 0
         if state is not None:
-            past = state[0].shape[2]
-            k, v = torch.cat([state[0], k], dim=2), torch.cat([state[1], v], dim=2)
-        mask = None
+            past = state.k.shape[2]
+            k, v = torch.cat([state.k, k], dim=2), torch.cat([state.v, v], dim=2)         # (B, h, past + L, H/h)
         if self.causal and past == 0:
             attn = dict(is_causal=L > 1)
         elif self.causal:  # queries sit at positions past..past+L-1 of the keys
-            mask = torch.arange(past + L, device=x.device)[None] <= (past + torch.arange(L, device=x.device))[:, None]
-            attn = dict(attn_mask=mask)
+            seen = torch.arange(past + L, device=x.device)[None] <= (past + torch.arange(L, device=x.device))[:, None]
+            attn = dict(attn_mask=seen)                                                     # (L, past + L)
         else:
-            attn = dict(attn_mask=key_mask[:, None, None, :] if key_mask is not None else None)
+            attn = dict(attn_mask=mask[:, None, None, :] if mask is not None else None)   # (B, 1, 1, L)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, **attn)
-        new_state = (k, v) if self.causal else None
-        return self.out(y.transpose(1, 2).reshape(Bsz, L, H)), new_state
+        new_state = KVCache(k, v) if self.causal else None
+        return self.out(y.transpose(1, 2).reshape(Bsz, L, H)), new_state                    # (B, L, H)
+
+    def step(self, x: torch.Tensor, state: KVCache):
+        """One frame x (B, 1, H) against the cache -> (y (B, 1, H), the cache one frame longer)."""
+        return self.forward(x, state)
 
 
 class MLP(nn.Module):

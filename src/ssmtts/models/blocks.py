@@ -1,14 +1,21 @@
-"""Residual blocks and the backbone stack; every block maps (x, state) -> (y, new_state).
+"""Residual blocks and the backbone stack.
 
-    transformer: x + ls1 * Attention(norm(x));  x + ls2 * MLP(norm(x))
-    mamba:       x + ls  * Mamba(norm(x))
-    mamba2:      x + ls  * Mamba2(norm(x))
-    hybrid:      x + ls  * Linear([Mamba(h), Conv_k1(h), Conv_k2(h)]),  h = norm(x)
+One residual block wraps one mixer (`MIXERS[cfg.backbone]`):
 
-`causal=True` (audio decoder) makes every block read only past frames: attention is masked,
-convolutions are padded on the left and carry their last inputs as state. The text encoder
-uses `causal=False`: attention and the hybrid's convolutions look both ways (its Mamba
-branches still run forward in time).
+    x + ls * mixer(norm(x))                        every backbone
+    x + ls2 * MLP(norm2(x))                        transformer only (its second sub-layer)
+
+    transformer: Attention                          state KVCache
+    mamba:       MambaLayer                         state MambaState
+    mamba2:      Mamba2Layer                        state MambaState
+    hybrid:      Linear([Mamba(h), Conv_k1(h), Conv_k2(h)])   state HybridState
+
+Every mixer has the same three entry points, and so do the block and the stack:
+`forward(x, state=None, mask=None)` over a sequence (training, chunks), `step(x, state)` for one
+frame (generation), `allocate_state(batch)` for a fresh sequence. `causal=True` (audio decoder)
+makes every block read only past frames: attention is masked, convolutions are padded on the left
+and carry their last inputs as state. The text encoder uses `causal=False`: attention and the
+hybrid's convolutions look both ways (its Mamba branches still run forward in time).
 """
 from __future__ import annotations
 
@@ -20,10 +27,11 @@ from .config import ModelConfig
 from .conv import causal_conv, centred_conv
 from .mamba import MambaLayer
 from .mamba2 import Mamba2Layer
+from .state import HybridState
 
 
 class ConvBranch(nn.Module):
-    """Depthwise convolution with kernel k, GELU. Causal (left padded, stateful) or centred."""
+    """Depthwise convolution with kernel k, GELU. Causal (left padded, its last k-1 inputs as state) or centred."""
 
     def __init__(self, d_model: int, kernel: int, causal: bool):
         super().__init__()
@@ -31,63 +39,131 @@ class ConvBranch(nn.Module):
         self.conv = nn.Conv1d(d_model, d_model, kernel, groups=d_model, padding=0)
 
     def forward(self, x, prefix=None):
+        """x (B, L, H), prefix (B, k-1, H) or None -> (y (B, L, H), new prefix; None when centred)."""
         if self.causal:
             return causal_conv(x, self.conv.weight, self.conv.bias, prefix, activation="gelu")
-        return centred_conv(x, self.conv.weight, self.conv.bias, activation="gelu"), prefix
+        return centred_conv(x, self.conv.weight, self.conv.bias, activation="gelu"), None
+
+
+class HybridMixer(nn.Module):
+    """A forward Mamba branch beside depthwise conv branches (kernels cfg.conv_kernels), combined by a linear layer."""
+
+    def __init__(self, cfg: ModelConfig, causal: bool):
+        super().__init__()
+        H = cfg.d_model
+        self.mamba = MambaLayer(H, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.dt_rank)
+        self.convs = nn.ModuleList(ConvBranch(H, k, causal) for k in cfg.conv_kernels)
+        self.combine = nn.Linear((1 + len(cfg.conv_kernels)) * H, H)
+
+    def allocate_state(self, batch: int, device=None, dtype=torch.float32) -> HybridState:
+        H = self.combine.out_features
+        return HybridState(self.mamba.allocate_state(batch, device, dtype),
+                           tuple(torch.zeros(batch, c.kernel - 1, H, device=device, dtype=dtype) for c in self.convs))
+
+    def _combine(self, m, h, state: HybridState | None):
+        prefixes = state.convs if state is not None else (None,) * len(self.convs)
+        outs = [conv(h, p) for conv, p in zip(self.convs, prefixes)]                     # (B, L, H), prefix
+        return self.combine(torch.cat([m] + [o for o, _ in outs], dim=-1)), tuple(p for _, p in outs)  # (B, L, H)
+
+    def forward(self, x, state: HybridState | None = None, mask=None):
+        """x (B, L, H) -> (y (B, L, H), HybridState). `mask` is not needed: the stack zeroes padded frames."""
+        m, m_state = self.mamba(x, state.mamba if state is not None else None)           # (B, L, H)
+        y, prefixes = self._combine(m, x, state)
+        return y, HybridState(m_state, prefixes)
+
+    @torch.no_grad()
+    def step(self, x, state: HybridState):
+        """One frame x (B, 1, H) -> (y (B, 1, H), new HybridState)."""
+        m, m_state = self.mamba.step(x, state.mamba)                                     # (B, 1, H)
+        y, prefixes = self._combine(m, x, state)
+        return y, HybridState(m_state, prefixes)
+
+
+def make_mixer(cfg: ModelConfig, causal: bool) -> nn.Module:
+    H = cfg.d_model
+    if cfg.backbone == "transformer":
+        return Attention(H, cfg.n_heads, causal, cfg.dropout)
+    if cfg.backbone == "mamba2":
+        return Mamba2Layer(H, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.mamba2_head_dim)
+    if cfg.backbone == "hybrid":
+        return HybridMixer(cfg, causal)
+    return MambaLayer(H, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.dt_rank)
 
 
 class Block(nn.Module):
+    """x + ls * mixer(norm(x)), then (transformer) x + ls2 * MLP(norm2(x))."""
+
     def __init__(self, cfg: ModelConfig, causal: bool):
         super().__init__()
-        self.kind, self.causal = cfg.backbone, causal
         H = cfg.d_model
         self.norm = nn.LayerNorm(H)
         self.drop = nn.Dropout(cfg.dropout)
         self.ls = nn.Parameter(torch.full((H,), cfg.layer_scale_init))
-        if self.kind == "transformer":
-            self.mixer = Attention(H, cfg.n_heads, causal, cfg.dropout)
+        self.mixer = make_mixer(cfg, causal)
+        self.norm2 = self.mlp = self.ls2 = None
+        if cfg.backbone == "transformer":        # attention's position-wise second sub-layer
             self.norm2, self.mlp = nn.LayerNorm(H), MLP(H, cfg.mlp_ratio, cfg.dropout)
             self.ls2 = nn.Parameter(torch.full((H,), cfg.layer_scale_init))
-        elif self.kind == "mamba2":
-            self.mixer = Mamba2Layer(H, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.mamba2_head_dim)
-        else:
-            self.mixer = MambaLayer(H, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.dt_rank)
-        if self.kind == "hybrid":
-            self.convs = nn.ModuleList(ConvBranch(H, k, causal) for k in cfg.conv_kernels)
-            self.combine = nn.Linear(3 * H, H)
+        self._register_load_state_dict_pre_hook(_legacy_hybrid_keys)
+
+    def _mlp(self, x):
+        return x if self.mlp is None else x + self.ls2 * self.mlp(self.norm2(x))
+
+    def allocate_state(self, batch: int, device=None, dtype=torch.float32):
+        return self.mixer.allocate_state(batch, device, dtype)
 
     def forward(self, x, state=None, mask=None):
-        h = self.norm(x)
-        if self.kind == "transformer":
-            y, new_state = self.mixer(h, state, key_mask=mask)
-            x = x + self.ls * self.drop(y)
-            return x + self.ls2 * self.mlp(self.norm2(x)), new_state
-        if self.kind == "hybrid":
-            m_state, c_states = state if state is not None else (None, (None, None))
-            m, m_state = self.mixer(h, m_state)
-            outs = [conv(h, s) for conv, s in zip(self.convs, c_states)]
-            y = self.combine(torch.cat([m] + [o for o, _ in outs], dim=-1))
-            new_state = (m_state, tuple(s for _, s in outs))
-        else:
-            y, new_state = self.mixer(h, state)
-        return x + self.ls * self.drop(y), new_state
+        """x (B, L, H), the mixer's state or None, mask (B, L) True = valid -> (x (B, L, H), new state)."""
+        y, new_state = self.mixer(self.norm(x), state, mask=mask)                        # (B, L, H)
+        return self._mlp(x + self.ls * self.drop(y)), new_state
+
+    @torch.no_grad()
+    def step(self, x, state):
+        """One frame x (B, 1, H) -> (x (B, 1, H), new state)."""
+        y, new_state = self.mixer.step(self.norm(x), state)                              # (B, 1, H)
+        return self._mlp(x + self.ls * y), new_state
+
+
+def _legacy_hybrid_keys(state_dict, prefix, *args):
+    """Checkpoints written before HybridMixer existed kept the hybrid's branches on the block
+    (`convs.*`, `combine.*`, the Mamba branch as `mixer.*`): renamed in place so they still load."""
+    if not any(k.startswith(prefix + "combine.") for k in state_dict):
+        return
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        if rest.startswith(("convs.", "combine.")):
+            state_dict[prefix + "mixer." + rest] = state_dict.pop(key)
+        elif rest.startswith("mixer."):
+            state_dict[prefix + "mixer.mamba." + rest[len("mixer."):]] = state_dict.pop(key)
 
 
 class Backbone(nn.Module):
-    """A stack of blocks; state is a list with one entry per block."""
+    """A stack of blocks and a final norm; its state is a list with one mixer state per block."""
 
     def __init__(self, cfg: ModelConfig, n_layers: int, causal: bool):
         super().__init__()
         self.blocks = nn.ModuleList(Block(cfg, causal) for _ in range(n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
 
-    def forward(self, x, state=None, mask=None):
+    def allocate_state(self, batch: int, device=None, dtype=torch.float32) -> list:
+        return [block.allocate_state(batch, device, dtype) for block in self.blocks]
+
+    def forward(self, x, state: list | None = None, mask=None):
         """x (B, L, H); mask (B, L) True = valid (zeroes padding so it cannot leak into convs)."""
         state = state if state is not None else [None] * len(self.blocks)
         new_state = []
         for block, s in zip(self.blocks, state):
             if mask is not None:
-                x = x * mask[..., None]
+                x = x * mask[..., None]                                                  # (B, L, H)
             x, s = block(x, s, mask)
+            new_state.append(s)
+        return self.norm(x), new_state
+
+    @torch.no_grad()
+    def step(self, x, state: list):
+        """One frame x (B, 1, H) through every block -> (y (B, 1, H), new state list)."""
+        new_state = []
+        for block, s in zip(self.blocks, state):
+            x, s = block.step(x, s)
             new_state.append(s)
         return self.norm(x), new_state

@@ -2,18 +2,20 @@
 update, the fused causal depthwise convolution, and the codebook head's cross-entropy.
 
 `cpu_ext()` returns the extension module, or None when it cannot be built (no compiler, no
-ninja, or SSMTTS_NO_CPU_KERNEL=1); callers then use their PyTorch fallbacks, which compute
-the same thing more slowly. SSMTTS_CPU_KERNEL_CFLAGS adds compiler flags (e.g. -mno-avx512f
-builds the 8-lane AVX2 code that CPUs without AVX-512 run; the tests check both).
+ninja, or the runtime config's `cpu_kernel=False`, SSMTTS_NO_CPU_KERNEL=1); callers then use their
+PyTorch fallbacks, which compute the same thing more slowly. `kernel_cflags`
+(SSMTTS_CPU_KERNEL_CFLAGS) adds compiler flags (e.g. -mno-avx512f builds the 8-lane AVX2 code that
+CPUs without AVX-512 run; the tests check both).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shlex
 import warnings
 from pathlib import Path
+
+from ..runtime import current
 
 _CSRC = Path(__file__).with_name("csrc")
 _SOURCES = ["bindings.cpp", "selective_scan.cpp", "causal_conv.cpp", "group_xent.cpp"]
@@ -24,7 +26,7 @@ _FAILED = False
 def extension_name() -> tuple[str, list[str]]:
     """The cache name of this checkout's build with the current flags, and the flags."""
     flags = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
-    flags += shlex.split(os.environ.get("SSMTTS_CPU_KERNEL_CFLAGS", ""))
+    flags += shlex.split(current().kernel_cflags)
     # one cache entry per checkout and flags: torch rebuilds when a name points elsewhere
     key = f"{_CSRC.resolve()} {' '.join(flags)}"
     return "ssmtts_cpu_kernels_" + hashlib.sha1(key.encode()).hexdigest()[:8], flags
@@ -63,7 +65,7 @@ def cpu_ext():
     """Compile (first call, ~1-2 min) or load the cached extension; None if it cannot be built."""
     global _EXT, _FAILED
     if _EXT is None and not _FAILED:
-        if os.environ.get("SSMTTS_NO_CPU_KERNEL") == "1":
+        if not current().cpu_kernel:
             _FAILED = True
             return None
         try:
@@ -79,3 +81,14 @@ def cpu_ext():
             warnings.warn(f"CPU kernels unavailable ({type(e).__name__}: {e}); falling back to PyTorch "
                           "(mambapy's parallel scan, unfused convolution: slower, more memory)")
     return _EXT
+
+
+def kernel_isa() -> str:
+    """The vector instruction set the C++ kernels were compiled for ("none" when they are not in use)."""
+    if cpu_ext() is None:
+        return "none (PyTorch fallback)"
+    import torch
+    isa = torch.backends.cpu.get_cpu_capability()      # what -march=native gives on this CPU
+    if "-mno-avx512f" in current().kernel_cflags and isa.startswith("AVX512"):
+        isa = "AVX2 (-mno-avx512f)"
+    return isa

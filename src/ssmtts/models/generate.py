@@ -4,9 +4,10 @@
     reference codes (8, R) -> style (H)
     for t in 0..T-1:  decode(regulated[t], style, codes[t-1], position t, state) -> logits (8, 1024) -> codes[t]
 
-Every decoder layer carries its state between frames (SSM state for Mamba and the hybrid's
-Mamba branch, the last k-1 inputs for convolutions, a KV cache for attention), so a frame
-costs the same at any position for the SSM backbones and grows with position for attention.
+Every decoder layer carries its state between frames (`models/state.py`: SSM state for Mamba and
+the hybrid's Mamba branch, the last k-1 inputs for convolutions, a KV cache for attention) through
+`TTSModel.decode_step`, so a frame costs the same at any position for the SSM backbones and grows
+with position for attention.
 
 A decoder that reads no codes (`decoder_input="none"`) needs no loop: all frames come from one
 pass over the regulated text (`stream=False`, the default). A causal one can still be streamed
@@ -120,10 +121,10 @@ def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperatur
             return Generated(codes.cpu().numpy(), dur[0].cpu().numpy(), ms, encode_ms)
         codes = torch.empty(cfg.n_codebooks, T, dtype=torch.long, device=device)
         prev = torch.full((1, cfg.n_codebooks, 1), START, dtype=torch.long, device=device)
-        state, ms = None, np.empty(T)
+        state, ms = model.allocate_decoder_state(1, device), np.empty(T)
         for t in range(T):
             t1 = time.perf_counter()
-            logits, state = model.decode(regulated[:, t:t + 1], style, prev, pos_offset=t, state=state)  # (1, 1, 8, K)
+            logits, state = model.decode_step(regulated[:, t:t + 1], style, prev, t, state)           # (1, 1, 8, K)
             nxt = sample(logits[0, 0], temperature, top_k, gen)                                          # (8,)
             codes[:, t] = nxt
             prev = nxt.view(1, -1, 1)

@@ -94,14 +94,15 @@ def plain_cross_entropy(h, weight, bias, target, n_codebooks: int, row_weight):
 
 @torch.no_grad()
 def codebook_scores(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target: torch.Tensor,
-                    n_codebooks: int, chunk: int = 2048) -> tuple[float, torch.Tensor]:
-    """Evaluation: (CE summed over rows and codebooks, argmax hits per codebook (C,)), in row chunks
-    so that a whole validation batch's logits are never all in memory."""
-    ce, hits = 0.0, torch.zeros(n_codebooks, dtype=torch.long)
+                    n_codebooks: int, chunk: int = 2048) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Evaluation: (CE summed over rows and codebooks, argmax hits per codebook (C,), CE summed over rows per
+    codebook (C,)), in row chunks so that a whole validation batch's logits are never all in memory."""
+    ce, hits, ce_cb = 0.0, torch.zeros(n_codebooks, dtype=torch.long), torch.zeros(n_codebooks, dtype=torch.float64)
     for s in range(0, h.shape[0], chunk):
         z = F.linear(h[s:s + chunk], weight, bias).float().contiguous()                # (n, C*K)
         tc = target[s:s + chunk].contiguous()
-        c, arg = group_xent(z, tc, z.new_ones(z.shape[0]), n_codebooks, grad=False)
+        c, arg = group_xent(z, tc, z.new_ones(z.shape[0]), n_codebooks, grad=False)    # (n, C) each
         ce += float(c.sum())
         hits += (arg == tc).sum(0).cpu()
-    return ce, hits
+        ce_cb += c.sum(0).double().cpu()
+    return ce, hits, ce_cb

@@ -8,8 +8,10 @@ D, out_proj), so a checkpoint trained on a GPU with the fused kernels loads here
     x_c -> x_proj -> [dt (rank R), B (N), C (N)];  dt -> dt_proj -> (B, L, Din)
     selective scan(x_c, dt, A = -exp(A_log), B, C, D, gate z) -> out_proj -> (B, L, H)
 
-State: (conv_state (B, d_conv - 1, Din), ssm_state (B, Din, N)). Passing the state returned
-for one chunk into the next gives exactly the output of one pass over both.
+State: `MambaState(conv (B, d_conv - 1, Din), ssm_state (B, Din, N))`. Passing the state returned
+for one chunk into the next gives exactly the output of one pass over both. `forward` runs a
+sequence (any L, the parallel scan); `step` runs one frame (the one-step state update, what
+generation calls); `allocate_state` gives the zero state of a fresh sequence.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 
 from .conv import causal_conv
 from .scan import selective_scan, selective_state_update
+from .state import MambaState
 
 
 class _SplitLinear(torch.autograd.Function):
@@ -76,19 +79,24 @@ class MambaLayer(nn.Module):
             std = self.dt_rank ** -0.5
             self.dt_proj.weight.uniform_(-std, std)
 
-    def forward(self, x: torch.Tensor, state=None, scan_backend: str = "auto"):
-        conv_state, ssm_state = state if state is not None else (None, None)
-        if scan_backend in ("auto", "step") and x.shape[1] == 1 and ssm_state is not None \
-                and not torch.is_grad_enabled():                       # generation: one frame, no graph
-            return self.step(x, state)
+    def allocate_state(self, batch: int, device=None, dtype=torch.float32) -> MambaState:
+        """The zero state of a fresh sequence (what `forward` starts from when given none)."""
+        k = self.conv1d.weight.shape[-1]
+        return MambaState(torch.zeros(batch, k - 1, self.d_inner, device=device, dtype=dtype),   # (B, d_conv-1, Din)
+                          torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype))  # (B, Din, N)
+
+    def forward(self, x: torch.Tensor, state: MambaState | None = None, mask=None, scan_backend: str = "auto"):
+        """x (B, L, H), state from the previous chunk (None: zeros) -> (y (B, L, H), MambaState).
+        `mask` is not needed (a forward scan never reads later, padded frames; the stack zeroes them)."""
+        conv_state, ssm_state = (state.conv, state.ssm_state) if state is not None else (None, None)
         x_in, z = _SplitLinear.apply(x, self.in_proj.weight, self.d_inner)  # (B, L, Din) each
         x_c, conv_state = causal_conv(x_in, self.conv1d.weight, self.conv1d.bias, conv_state, activation="silu")
-        dt, Bm, Cm = self.x_proj(x_c).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt, Bm, Cm = self.x_proj(x_c).split([self.dt_rank, self.d_state, self.d_state], dim=-1)  # (B, L, R / N / N)
         dt = dt @ self.dt_proj.weight.T                                # (B, L, Din); bias goes in the scan
         A = -torch.exp(self.A_log.float())                             # (Din, N)
         y, ssm_state = selective_scan(x_c, dt, A, Bm, Cm, self.D, z=z, delta_bias=self.dt_proj.bias,
-                                      h0=ssm_state, backend="auto" if scan_backend == "step" else scan_backend)
-        return self.out_proj(y), (conv_state, ssm_state)
+                                      h0=ssm_state, backend=scan_backend)   # (B, L, Din), (B, Din, N)
+        return self.out_proj(y), MambaState(conv_state, ssm_state)
 
     def _step_A(self) -> torch.Tensor:
         """A = -exp(A_log) (Din, N), computed once per version of A_log (a frame would redo it per layer)."""
@@ -98,13 +106,13 @@ class MambaLayer(nn.Module):
         return self._A
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor, state):
-        """One frame: x (B, 1, H), state (conv (B, d_conv-1, Din), ssm (B, Din, N)) -> (y (B, 1, H), new state).
+    def step(self, x: torch.Tensor, state: MambaState):
+        """One frame: x (B, 1, H), state -> (y (B, 1, H), new MambaState). Inference only (no graph).
 
         The projections are module calls (one matrix-vector product each; `inference.half_weights`
         can swap them), the SSM update is the one-step kernel. The state passed in is not modified.
         """
-        conv_state, ssm_state = state
+        conv_state, ssm_state = state.conv, state.ssm_state
         x_in, z = self.in_proj(x).chunk(2, dim=-1)                     # (B, 1, Din) each
         x_c, conv_state = causal_conv(x_in, self.conv1d.weight, self.conv1d.bias, conv_state, activation="silu")
         dt, Bm, Cm = self.x_proj(x_c[:, 0]).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -112,4 +120,4 @@ class MambaLayer(nn.Module):
         h = ssm_state.clone()
         y = selective_state_update(h, x_c[:, 0], dt, self._step_A(), Bm, Cm, self.D, z[:, 0],
                                    self.dt_proj.bias)                  # (B, Din); h updated in place
-        return self.out_proj(y[:, None]), (conv_state, h)
+        return self.out_proj(y[:, None]), MambaState(conv_state, h)             # (B, 1, H)

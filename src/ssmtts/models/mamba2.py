@@ -8,7 +8,8 @@ steps, a linear recurrence between chunks.
     x (B, L, H) -> in_proj -> [z (Din), xBC (Din + 2N), dt (heads)]
     xBC -> causal depthwise conv -> SiLU -> [x (heads x P), B (N), C (N)]
     y = SSD(x * dt, A * dt, B, C) + D x;  y = norm(y * silu(z)) -> out_proj
-State: (conv_state (B, d_conv - 1, Din + 2N), ssm_state (B, heads, P, N)).
+State: `MambaState(conv (B, d_conv - 1, Din + 2N), ssm_state (B, heads, P, N))`; `step` is a
+one-frame `forward` (a chunk of one step).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .conv import causal_conv
+from .state import MambaState
 
 
 def segsum(x: torch.Tensor) -> torch.Tensor:
@@ -64,15 +66,23 @@ class Mamba2Layer(nn.Module):
         self.norm = nn.RMSNorm(d_inner)
         self.out_proj = nn.Linear(d_inner, d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, state=None):
-        conv_state, ssm_state = state if state is not None else (None, None)
+    def allocate_state(self, batch: int, device=None, dtype=torch.float32) -> MambaState:
+        """The zero state of a fresh sequence."""
+        C, k = self.conv1d.weight.shape[0], self.conv1d.weight.shape[-1]
+        return MambaState(torch.zeros(batch, k - 1, C, device=device, dtype=dtype),
+                          torch.zeros(batch, self.n_heads, self.head_dim, self.d_state, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor, state: MambaState | None = None, mask=None):
+        """x (B, L, H), state from the previous chunk (None: zeros) -> (y (B, L, H), MambaState)."""
+        conv_state, ssm_state = (state.conv, state.ssm_state) if state is not None else (None, None)
         Bsz, L, _ = x.shape
         z, xBC, dt = self.in_proj(x).split([self.d_inner, self.d_inner + 2 * self.d_state, self.n_heads], dim=-1)
-        xBC, conv_state = causal_conv(xBC, self.conv1d.weight, self.conv1d.bias, conv_state, activation="silu")
-        xs, Bm, Cm = xBC.split([self.d_inner, self.d_state, self.d_state], dim=-1)
+        # z (B, L, Din), xBC (B, L, Din + 2N), dt (B, L, heads)
+        xBC, conv_state = causal_conv(xBC, self.conv1d.weight, self.conv1d.bias, conv_state, activation="silu")  # same shape
+        xs, Bm, Cm = xBC.split([self.d_inner, self.d_state, self.d_state], dim=-1)     # (B, L, Din / N / N)
         dt = F.softplus(dt + self.dt_bias)                               # (B, L, heads)
         A = -torch.exp(self.A_log)                                       # (heads,)
-        xh = xs.view(Bsz, L, self.n_heads, self.head_dim)
+        xh = xs.view(Bsz, L, self.n_heads, self.head_dim)                # (B, L, heads, P)
         # the fewest chunks of at most `self.chunk` steps, as equal as possible (L = 96: two of 48, no
         # padding, where chunks of 64 would pad a third of the work); zero input and zero
         # decay-exponent in the padding leave the state unchanged
@@ -80,7 +90,12 @@ class Mamba2Layer(nn.Module):
         chunk = -(-L // n_chunks)
         pad = n_chunks * chunk - L
         y, ssm_state = ssd(F.pad(xh * dt[..., None], (0, 0, 0, 0, 0, pad)), F.pad(A * dt, (0, 0, 0, pad)),
-                           F.pad(Bm, (0, 0, 0, pad)), F.pad(Cm, (0, 0, 0, pad)), chunk, ssm_state)
-        y = y[:, :L] + xh * self.D[:, None]
-        y = self.norm(y.reshape(Bsz, L, self.d_inner) * F.silu(z))
-        return self.out_proj(y), (conv_state, ssm_state)
+                           F.pad(Bm, (0, 0, 0, pad)), F.pad(Cm, (0, 0, 0, pad)), chunk, ssm_state)  # (B, L+pad, heads, P)
+        y = y[:, :L] + xh * self.D[:, None]                                # (B, L, heads, P)
+        y = self.norm(y.reshape(Bsz, L, self.d_inner) * F.silu(z))       # (B, L, Din)
+        return self.out_proj(y), MambaState(conv_state, ssm_state)        # (B, L, H)
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor, state: MambaState):
+        """One frame x (B, 1, H) -> (y (B, 1, H), new MambaState)."""
+        return self.forward(x, state)

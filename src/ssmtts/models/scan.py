@@ -21,7 +21,6 @@ Shapes (this package's layout, time-major like the rest of the model):
 """
 from __future__ import annotations
 
-import os
 
 import torch
 import torch.nn.functional as F
@@ -137,10 +136,11 @@ def pick_backend(device: torch.device, has_state: bool) -> str:
 def scan_path(device: str | torch.device = "cpu") -> str:
     """Which selective scan (and convolution) path runs on `device`, as written into every result row: a run
     that fell back to a slower path says so (e.g. "pscan (fallback: no C++ kernel)")."""
+    from ..runtime import current
     device = torch.device(device)
-    forced = os.environ.get("SSMTTS_SCAN_BACKEND", "auto")
+    forced = current().scan_backend
     if forced != "auto":
-        return f"{forced} (forced by SSMTTS_SCAN_BACKEND)"
+        return f"{forced} (forced by the runtime config)"
     if device.type == "cuda":
         return "cuda (mamba-ssm fused)" if cuda_kernels_available() else "pscan (fallback: mamba-ssm not importable)"
     return "cpu (C++ kernel)" if cpu_ext() is not None else "pscan (fallback: no C++ kernel)"
@@ -150,8 +150,9 @@ def selective_scan(u, delta, A, Bm, Cm, Dskip, z=None, delta_bias=None, h0=None,
     """Returns (y (B, L, D), last state (B, D, N)). `backend`: auto | cpu | pscan | cuda | ref."""
     if delta_bias is None:
         delta_bias = torch.zeros_like(Dskip)
-    if backend == "auto":   # SSMTTS_SCAN_BACKEND=pscan|ref|cpu forces one (for before/after comparisons)
-        backend = os.environ.get("SSMTTS_SCAN_BACKEND", "auto")
+    if backend == "auto":   # the runtime config may force one (for before/after comparisons)
+        from ..runtime import current
+        backend = current().scan_backend
     if backend == "auto":
         backend = pick_backend(u.device, h0 is not None)
     if backend == "cpu":

@@ -64,7 +64,7 @@ class StyleExtractor(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
 
     def forward(self, ref: torch.Tensor) -> torch.Tensor:                    # ref (B, R, H)
-        y, _ = self.ssm(self.norm(ref.flip(1)))
+        y, _ = self.ssm(self.norm(ref.flip(1)))                                 # (B, R, H), read backwards
         return self.out(y.mean(dim=1))                                          # (B, H)
 
 
@@ -103,10 +103,10 @@ class TTSModel(nn.Module):
         """text_ids (B, S) -> (enc (B, S, H), predicted log(1 + duration) (B, S))."""
         S = text_ids.shape[1]
         self._check_len(S, "text")
-        mask = text_ids != PAD_ID
-        x = self.embed_proj(self.text_emb(text_ids) + self.pos_emb(torch.arange(S, device=text_ids.device)))
-        enc, _ = self.encoder(x, mask=mask)
-        return enc, self.duration(enc).squeeze(-1)
+        mask = text_ids != PAD_ID                                                   # (B, S)
+        x = self.embed_proj(self.text_emb(text_ids) + self.pos_emb(torch.arange(S, device=text_ids.device)))  # (B, S, H)
+        enc, _ = self.encoder(x, mask=mask)                                         # (B, S, H)
+        return enc, self.duration(enc).squeeze(-1)                                  # (B, S, H), (B, S)
 
     def style_vector(self, ref_codes: torch.Tensor) -> torch.Tensor:
         """Style reference codes (B, 8, R), R >= 1, ids in [0, codebook_size) -> style vector (B, H)."""
@@ -121,14 +121,13 @@ class TTSModel(nn.Module):
         ref = ref_codes[:, :, : self.cfg.style_frames]
         return self.style(self.embed_proj(self.embed_codes(ref)))
 
-    def decode_states(self, regulated, style, prev_codes, pos_offset: int = 0, state=None):
-        """One pass of the audio decoder over l frames, up to the heads.
+    def _decoder_input(self, regulated, style, prev_codes, pos_offset=0) -> torch.Tensor:
+        """What the audio decoder reads for l frames: text states + style + projected (position [+ previous codes]).
 
         regulated (B, l, H): text states of these frames; style (B, H);
         prev_codes (B, 8, l): codes of each frame's *previous* frame (START for frame 0); with
             decoder_input="none" only their shape is used (l frames);
-        pos_offset: index of the first frame (int, or (B,) per item); state: decoder state from the previous call.
-        Returns the decoder's output states (B, l, H) and the new state.
+        pos_offset: index of the first frame (int, or (B,) per item). Returns (B, l, H).
         """
         l = prev_codes.shape[2]
         offset = torch.as_tensor(pos_offset, device=prev_codes.device).reshape(-1, 1)  # (1 or B, 1)
@@ -141,8 +140,25 @@ class TTSModel(nn.Module):
             # Tacotron's prenet dropout, on in training *and* generation: the decoder cannot lean on
             # copying the previous frame, and sees at inference the noise it was trained with
             inp = inp + F.dropout(self.embed_codes(prev_codes), self.cfg.prenet_dropout, training=True)
-        x = regulated + style[:, None] + self.embed_proj(inp)                              # (B, l, H)
-        return self.decoder(x, state)
+        return regulated + style[:, None] + self.embed_proj(inp)                           # (B, l, H)
+
+    def decode_states(self, regulated, style, prev_codes, pos_offset=0, state=None):
+        """One pass of the audio decoder over l frames, up to the heads (arguments: `_decoder_input`);
+        state: the decoder state left by the previous chunk, or None. Returns (states (B, l, H), new state)."""
+        return self.decoder(self._decoder_input(regulated, style, prev_codes, pos_offset), state)
+
+    def allocate_decoder_state(self, batch: int, device=None) -> list:
+        """The audio decoder's state before frame 0: one mixer state per block (models/state.py)."""
+        return self.decoder.allocate_state(batch, device)
+
+    @torch.no_grad()
+    def decode_step(self, regulated, style, prev_codes, position: int, state: list):
+        """One frame of generation: regulated (B, 1, H), style (B, H), prev_codes (B, 8, 1), the frame's
+        position, the decoder state -> (logits (B, 1, 8, 1024), new state). Same result as `decode`
+        over all frames at once (the tests check it), at a cost per frame that does not grow with
+        position for the SSM backbones."""
+        h, state = self.decoder.step(self._decoder_input(regulated, style, prev_codes, position), state)  # (B, 1, H)
+        return self.logits(h), state
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Decoder states (B, l, H) -> logits (B, l, 8, 1024). (Training scores the states with the

@@ -74,19 +74,3 @@ class ChunkSet:
         return [(int(i) // self.n_chunks, int(i) % self.n_chunks) for i in flat]
 
 
-def detach_state(state):
-    """Detach every tensor of a nested (list/tuple) decoder state, keeping its structure."""
-    if state is None:
-        return None
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    return type(state)(detach_state(s) for s in state)
-
-
-def state_norm(state) -> float:
-    """RMS over all entries of the SSM states in a decoder state (the last tensor of each Mamba state)."""
-    sq, n = 0.0, 0
-    for layer in state:
-        ssm = layer[0][1] if isinstance(layer[0], tuple) else layer[1]   # hybrid: (mamba state, conv states)
-        sq, n = sq + float(ssm.float().pow(2).sum()), n + ssm.numel()
-    return (sq / n) ** 0.5

@@ -15,7 +15,8 @@ from ..corpus.build import Corpus
 from ..files import atomic_torch_save
 from ..models import ModelConfig, TTSModel
 from ..runtime import keep_freed_memory, release_freed_memory
-from .chunks import ChunkSet, detach_state, state_norm
+from ..models.state import State, detach_state, from_plain, ssm_rms, to_plain
+from .chunks import ChunkSet
 from .data import eval_batches, fragment, train_batch
 from .metrics import (ACC_THRESHOLDS, DUR_THRESHOLDS, duration_loss, finish_counts, head_losses, head_scores,
                       milestones)
@@ -64,7 +65,7 @@ class TrainConfig:
         return self.protocol in ("stateless", "stateful")
 
 
-def _datasets(corpus: Corpus, tc: TrainConfig):
+def datasets(corpus: Corpus, tc: TrainConfig):
     """(training items, fixed train subset for scoring, validation items, reference pool)."""
     train = corpus.split("train")
     val = corpus.split("val")[: tc.eval_val_items] if tc.eval_val_items else corpus.split("val")
@@ -111,7 +112,9 @@ def evaluate_chunks(model: TTSModel, chunks: ChunkSet, stateful: bool, device) -
 
     Returns the pooled metrics plus the spread over chunk position: variance over positions of
     the token error (%) and of the cross-entropy, and the RMS of the SSM states each chunk
-    leaves; and one row per chunk position.
+    leaves; and one row per chunk position, with codebook 0's CE (`ce_cb0`, Phase 4's
+    pre-registered estimand pairs it by chunk across the two modes) and, for a stateful model, the
+    same chunk scored from a fresh state (`ce_cb0_fresh`: what its carried state is worth).
     """
     model.eval()
     total, state, rows = {}, None, []
@@ -119,12 +122,17 @@ def evaluate_chunks(model: TTSModel, chunks: ChunkSet, stateful: bool, device) -
         batch = chunks.batch([(s, k) for s in range(len(chunks.samples))], model.cfg.style_frames).to(device)
         h, log_dur, new_state = model.chunk_states(batch.text_ids, batch.durations, batch.prev_codes,
                                                    batch.ref_codes, state)
-        state = new_state if stateful else None
         ce, c = head_scores(model, h, log_dur.float(), batch)
         for key, v in c.items():
             total[key] = total.get(key, 0) + v
-        rows.append({"chunk": k, "acc": finish_counts(c, model.cfg.n_codebooks)["acc"], "ce": ce,
-                     "state_rms": state_norm(new_state)})
+        row = {"chunk": k, "acc": finish_counts(c, model.cfg.n_codebooks)["acc"], "ce": ce,
+               "ce_cb0": c["ce_sum_cb0"] / c["frames"], "state_rms": ssm_rms(new_state)}
+        if stateful:
+            h0, ld0, _ = model.chunk_states(batch.text_ids, batch.durations, batch.prev_codes, batch.ref_codes, None)
+            c0 = head_scores(model, h0, ld0.float(), batch)[1]
+            row["ce_cb0_fresh"] = c0["ce_sum_cb0"] / c0["frames"]
+        rows.append(row)
+        state = new_state if stateful else None
     model.train()
     pos = pd.DataFrame(rows)
     out = {**finish_counts(total, model.cfg.n_codebooks), "ce": float(pos.ce.mean()),
@@ -148,6 +156,8 @@ def _memory_mb(device) -> float:
 def _plain(x):
     """numpy scalars and arrays -> Python numbers and lists, recursively, so a checkpoint holds only
     what `torch.load(weights_only=True)` accepts (tensors, containers, numbers, strings)."""
+    if isinstance(x, State):
+        return to_plain(x)
     if isinstance(x, dict):
         return {k: _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -214,7 +224,7 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
     device = torch.device(device)
     keep_freed_memory()     # no page-by-page refaulting of each step's tensors (ssmtts.runtime)
     release_freed_memory()  # ... and this run's RSS starts from what is live, not an earlier run's peak
-    items, train_eval, val, ref_pool = _datasets(corpus, tc)
+    items, train_eval, val, ref_pool = datasets(corpus, tc)
     torch.manual_seed(seed)
     model = TTSModel(mc).to(device)
     # fused: one kernel over all parameters (the foreach version's many small ops were 6 % of a cpu step)
@@ -229,6 +239,7 @@ def run_training(mc: ModelConfig, tc: TrainConfig, corpus: Corpus, seed: int, ru
         model.load_state_dict(blob["model"]), opt.load_state_dict(blob["opt"]), sched.load_state_dict(blob["sched"])
         torch.set_rng_state(blob["rng"])
         st = {"carry": None, "positions": [], **blob["state"]}
+        st["carry"] = from_plain(st["carry"])       # the decoder state a stateful run carries (typed again)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     model.train()

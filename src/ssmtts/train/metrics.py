@@ -55,10 +55,11 @@ def head_scores(model, h, log_dur, batch) -> tuple[float, dict]:
     """Evaluation from decoder states: (the batch's mean CE per frame and codebook, counts as `accuracy_counts`)."""
     target, mask = targets(batch)
     rows, row_target = scored_rows(h.float(), target, mask)
-    ce_sum, hits = codebook_scores(rows, model.heads.weight.float(), model.heads.bias.float(), row_target,
-                                   model.cfg.n_codebooks)
+    ce_sum, hits, ce_cb = codebook_scores(rows, model.heads.weight.float(), model.heads.bias.float(), row_target,
+                                          model.cfg.n_codebooks)
     counts = duration_counts(log_dur, batch) | {"frames": int(mask.sum())}
     counts |= {f"hits_cb{c}": int(n) for c, n in enumerate(hits)}
+    counts["ce_sum_cb0"] = float(ce_cb[0])      # codebook 0's CE (the coarsest code; Phase 4's estimand)
     return ce_sum / (counts["frames"] * model.cfg.n_codebooks), counts
 
 

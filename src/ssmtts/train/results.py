@@ -38,19 +38,20 @@ def git_commit() -> str:
 
 
 def environment_row(device: str) -> dict:
+    """Where and how a result was made: the runtime config's columns (scan path that ran, kernel ISA, threads,
+    malloc, device, dtype), CPU, versions and the commit."""
     import torch
 
-    from ..models.scan import scan_path
+    from ..runtime import runtime_row
     versions = {}
     for pkg in ("numpy", "pandas", "mambapy", "mamba-ssm", "encodec"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = ""
-    return {"device": device, "cpu": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+    return {**runtime_row(device), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
             "python": platform.python_version(), "packages": ";".join(f"{k}={v}" for k, v in versions.items() if v),
-            "scan_path": scan_path(device), "git_commit": git_commit()}
+            "git_commit": git_commit()}
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
