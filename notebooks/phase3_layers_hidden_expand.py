@@ -58,7 +58,7 @@ first_design(runs, curves, ms, 'phase3', profile, out_dir)
 # ## Efficiency (held-out protocol)
 
 # %%
-held = runs[(runs.protocol == 'heldout') & (runs.status == 'finished')]
+held = runs[(runs.protocol == 'heldout') & (runs.status == 'finished')].copy()   # one block: assign adds columns
 eff = held.assign(val_acc_per_mparam=held.best_val_acc / (held.params_total / 1e6),
                   val_acc_per_train_min=held.best_val_acc / (held.train_wall_s / 60))
 metrics = ['params_total', 'step_ms', 'train_wall_s', 'best_val_acc', 'val_acc_per_mparam',
