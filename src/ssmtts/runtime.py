@@ -32,7 +32,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 SCAN_BACKENDS = ("auto", "cpu", "pscan", "cuda", "ref")
 
@@ -140,11 +140,6 @@ def runtime_row(device="cpu") -> dict:
     return {"device": str(device), "scan_backend": cfg.scan_backend, "scan_path": scan_path(dev),
             "kernel_isa": kernel_isa() if dev.type == "cpu" else "", "torch_threads": torch.get_num_threads(),
             "malloc": malloc_mode(), "dtype": "bf16 autocast" if dev.type == "cuda" else "float32"}
-
-
-def describe() -> dict:
-    """The configuration's fields (for notebooks and logs)."""
-    return asdict(current())
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's <malloc.h>
 
