@@ -339,7 +339,7 @@ def main():
         return
     out.mkdir(parents=True, exist_ok=True)
     env = environment_row("cpu")
-    tg = interleaved(targets, a.quick).assign(malloc=malloc, **env)
+    tg = interleaved(targets, a.quick).assign(**{**env, "malloc": malloc})   # this pass's malloc label
     if malloc == "kept":   # the same points in a child process without ssmtts.runtime's setting
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run([sys.executable, __file__, "--targets-only", "--out", tmp] + ["--quick"] * a.quick,
