@@ -29,8 +29,7 @@ threads = int(os.environ.get("SSMTTS_THREADS", "0"))  # torch CPU threads; 0: to
 
 # %%
 from IPython.display import display, Markdown
-from ssmtts.notebook import first_design, setup, speech_rerun
-from ssmtts.phases import run_phase
+from ssmtts.notebook import first_design, run_tables, setup, speech_rerun
 from ssmtts import report
 corpus, seeds = setup(profile, codec, threads, seeds)
 
@@ -39,12 +38,7 @@ corpus, seeds = setup(profile, codec, threads, seeds)
 # Runs already in the CSVs are skipped; unfinished ones resume from their checkpoints.
 
 # %%
-res = run_phase('phase1', corpus, profile=profile, seeds=seeds, out_dir=out_dir, protocols=protocols,
-                progress=profile != 'smoke')
-runs = res['runs'][res['runs'].profile == profile]
-curves = res['curves'][res['curves'].profile == profile]
-ms = res['milestones'][res['milestones'].profile == profile]
-print(len(runs), 'runs;', runs.status.value_counts().to_dict())
+res, runs, curves, ms = run_tables('phase1', corpus, profile, seeds, out_dir, protocols)
 
 # %% [markdown]
 # ## The re-run: free-running speech on unseen sentences (protocol `speech`, the primary outcome)

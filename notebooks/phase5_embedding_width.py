@@ -32,8 +32,7 @@ threads = int(os.environ.get("SSMTTS_THREADS", "0"))  # torch CPU threads; 0: to
 
 # %%
 from IPython.display import display, Markdown
-from ssmtts.notebook import first_design, setup, speech_rerun
-from ssmtts.phases import run_phase
+from ssmtts.notebook import first_design, run_tables, setup, speech_rerun
 from ssmtts import report
 corpus, seeds = setup(profile, codec, threads, seeds)
 
@@ -43,10 +42,9 @@ corpus, seeds = setup(profile, codec, threads, seeds)
 # %%
 from ssmtts.phases import phase5, phase5_round2
 H = phase5(profile)[0][0][1].d_model
-res = run_phase('phase5', corpus, profile=profile, seeds=seeds, out_dir=out_dir, protocols=protocols,
-                progress=profile != 'smoke')
+res, runs, curves, ms = run_tables('phase5', corpus, profile, seeds, out_dir, protocols)
 round1 = [H // 3, 2 * H // 3, H]
-round2 = phase5_round2(res['runs'][res['runs'].profile == profile], H, round1)
+round2 = phase5_round2(runs, H, round1)
 display(Markdown(f'H = {H}; round-1 winner by held-out accuracy: **E_emb = {round2["winner"]}**; '
                  f'round 2 tries {round2["widths"]}'))
 
@@ -58,12 +56,7 @@ display(Markdown(f'H = {H}; round-1 winner by held-out accuracy: **E_emb = {roun
 # Runs already in the CSVs are skipped; unfinished ones resume from their checkpoints.
 
 # %%
-res = run_phase('phase5', corpus, profile=profile, seeds=seeds, out_dir=out_dir, protocols=protocols,
-                progress=profile != 'smoke', embed_widths=round2['widths'])
-runs = res['runs'][res['runs'].profile == profile]
-curves = res['curves'][res['curves'].profile == profile]
-ms = res['milestones'][res['milestones'].profile == profile]
-print(len(runs), 'runs;', runs.status.value_counts().to_dict())
+res, runs, curves, ms = run_tables('phase5', corpus, profile, seeds, out_dir, protocols, embed_widths=round2['widths'])
 
 # %% [markdown]
 # ## The re-run: free-running speech on unseen sentences (protocol `speech`, the primary outcome)

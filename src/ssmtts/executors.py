@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-EXECUTORS = ("serial", "ray")
+from .runtime import EXECUTORS, configure, current
 
 
 class ExecutorError(RuntimeError):
@@ -28,7 +28,6 @@ class ExecutorError(RuntimeError):
 def _configured(fn: Callable, runtime_fields: dict):
     """fn run under the driver's runtime config (threads, scan backend, ...): a worker starts with its own."""
     def run(job):
-        from .runtime import configure
         configure(**runtime_fields)
         return fn(job)
     return run
@@ -51,8 +50,6 @@ def run_jobs(jobs: list[dict], fn: Callable[[dict], dict], on_result: Callable[[
     except ImportError as e:
         raise ExecutorError("EXECUTOR=ray needs Ray: `pip install -e .[ray]` (or use the serial executor)") from e
     from dataclasses import asdict
-
-    from .runtime import current
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     runtime_fields = {**asdict(current()), "threads": threads}

@@ -42,6 +42,17 @@ def setup(profile: str = "cpu", codec: str = "auto", threads: int = 0, seeds=(0,
     return corpus, list(seeds)[:1] if profile == "smoke" else list(seeds)
 
 
+def run_tables(phase: str, corpus, profile: str, seeds, out_dir, protocols=None, **options):
+    """`run_phase` (finished runs skipped, unfinished ones resumed) and the profile's rows of its tables:
+    (res, runs, curves, milestones). `options` go to the phase (e.g. embed_widths for phase5)."""
+    from .phases import run_phase
+    res = run_phase(phase, corpus, profile=profile, seeds=seeds, out_dir=out_dir, protocols=protocols,
+                    progress=profile != "smoke", **options)
+    mine = {k: res[k][res[k].profile == profile] for k in ("runs", "curves", "milestones")}
+    print(len(mine["runs"]), "runs;", mine["runs"].status.value_counts().to_dict())
+    return res, mine["runs"], mine["curves"], mine["milestones"]
+
+
 def speech_rerun(res: dict, phase: str, profile: str, out_dir, claims_csv="../data/claims.csv"):
     """A phase notebook's re-run section (protocol `speech`): one row per seed beside the baselines, the
     per-configuration means with 95 % CIs (written to <out_dir>/<phase>/speech/summary_<profile>.md), the judge's

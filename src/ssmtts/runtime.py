@@ -35,6 +35,7 @@ import os
 from dataclasses import dataclass, replace
 
 SCAN_BACKENDS = ("auto", "cpu", "pscan", "cuda", "ref")
+EXECUTORS = ("serial", "ray")          # ssmtts.executors
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ class RuntimeConfig:
             raise ValueError(f"unknown scan backend {self.scan_backend!r}: choose from {SCAN_BACKENDS}")
         if self.codec not in ("auto", "encodec", "melkmeans"):
             raise ValueError(f"unknown codec {self.codec!r}: choose auto, encodec or melkmeans")
-        if self.executor not in ("serial", "ray"):
-            raise ValueError(f"unknown executor {self.executor!r}: choose serial or ray")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}: choose from {EXECUTORS}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..runtime import current
 from .cpu_ext import cpu_ext
 
 
@@ -136,7 +137,6 @@ def pick_backend(device: torch.device, has_state: bool) -> str:
 def scan_path(device: str | torch.device = "cpu") -> str:
     """Which selective scan (and convolution) path runs on `device`, as written into every result row: a run
     that fell back to a slower path says so (e.g. "pscan (fallback: no C++ kernel)")."""
-    from ..runtime import current
     device = torch.device(device)
     forced = current().scan_backend
     if forced != "auto":
@@ -151,7 +151,6 @@ def selective_scan(u, delta, A, Bm, Cm, Dskip, z=None, delta_bias=None, h0=None,
     if delta_bias is None:
         delta_bias = torch.zeros_like(Dskip)
     if backend == "auto":   # the runtime config may force one (for before/after comparisons)
-        from ..runtime import current
         backend = current().scan_backend
     if backend == "auto":
         backend = pick_backend(u.device, h0 is not None)
