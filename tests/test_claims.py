@@ -87,12 +87,22 @@ def test_phases_without_rerun_results_give_no_rows(tmp_path):
 
 
 def test_too_few_seeds_is_inconclusive_with_the_seeds_needed(tmp_path):
-    runs = _speech_runs(per={"hybrid": [17.0, 30.0], "transformer": [24.0, 26.0]},
-                        step30={"hybrid": [120, 120], "transformer": [120, 180]},
+    runs = _speech_runs(per={"hybrid": [17.0, 30.0, 12.0], "transformer": [24.0, 26.0, 25.0]},
+                        step30={"hybrid": [120, 120, 60], "transformer": [120, 180, 120]},
                         params={"hybrid": 3, "transformer": 5})
     atomic_write_csv(runs, tmp_path / "phase1" / "speech" / "runs.csv")
     row = claims.verdict_table(ROOT_CLAIMS, tmp_path).set_index("claim").loc["p1_acc"]
     assert row.verdict == "inconclusive" and row["seed pairs needed"] != ""
+
+
+@pytest.mark.parametrize("seeds", [{"hybrid": 3, "transformer": 2}, {"hybrid": 2, "transformer": 2}])
+def test_a_rerun_in_progress_is_not_judged(tmp_path, seeds):
+    # runs are written one by one: a phase with a configuration short of seeds, or fewer than 3 seeds, has no verdicts
+    per = {"hybrid": [17.0, 18.5, 16.0][:seeds["hybrid"]], "transformer": [32.0, 33.0, 31.5][:seeds["transformer"]]}
+    runs = _speech_runs(per=per, step30={"hybrid": [120] * 3, "transformer": [540] * 3},
+                        params={"hybrid": 3, "transformer": 5})
+    atomic_write_csv(runs, tmp_path / "phase1" / "speech" / "runs.csv")
+    assert claims.verdict_table(ROOT_CLAIMS, tmp_path).empty
 
 
 def _positions(carried: float, offset: float, seeds=3, chunks=6) -> pd.DataFrame:
@@ -120,3 +130,12 @@ def test_phase4_estimand_separates_the_carried_state_from_the_models_offset(tmp_
     v = claims.verdict_table(all_claims[all_claims.phase == "phase4"], tmp_path)
     row = v.set_index("claim").loc["p4_var"]
     assert row.verdict == verdict and "@ H96" in row["what ran"]
+
+
+def test_the_preregistration_commit_is_found_from_any_directory_of_the_checkout():
+    # the report notebook runs in notebooks/: a pathspec relative to the working directory found nothing there
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    top = claims.provenance(repo)
+    assert not top.startswith("unknown") and claims.provenance(repo / "notebooks") == top

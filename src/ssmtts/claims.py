@@ -33,6 +33,7 @@ from .first_design import resolve_label
 from .verdicts import Comparison, claim_verdict, compare, decide, magnitude
 
 SPEAKS_BOUND = 25.0     # PER (%) at or under which a model "speaks" (docs/preregistration.md)
+MIN_SEEDS = 3           # the pre-registered design's seeds per configuration
 MILESTONE = 30          # the speed-of-learning milestone: first listening with PER <= 30 %
 
 # primary_outcome (its start) -> (source, column); the scale comes from margin_unit
@@ -72,7 +73,9 @@ def load(results_dir, phase: str) -> dict[str, pd.DataFrame]:
     if (d / "speech" / "runs.csv").is_file():
         r = pd.read_csv(d / "speech" / "runs.csv")
         r = r[r.durations == "predicted"]
-        out["speech"] = r.assign(group=r.label if "label" in r else r.model, unit=r.seed)
+        r = r.assign(group=r.label if "label" in r else r.model, unit=r.seed)
+        if complete(r):
+            out["speech"] = r
     if (d / "positions.csv").is_file():
         effects = carry_effects(pd.read_csv(d / "positions.csv"))
         if len(effects):
@@ -87,6 +90,14 @@ def load(results_dir, phase: str) -> dict[str, pd.DataFrame]:
                 t = t[t.protocol == "speech"] if (t.protocol == "speech").any() else t.iloc[0:0]
             out["timing"] = t.assign(group=t.label, unit=t["round"])
     return out
+
+
+def complete(runs: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> bool:
+    """A phase's speech runs are judged only once complete: every configuration has the same seeds, at least
+    `min_seeds` of them (a re-run in progress is written run by run, seed after seed; docs/preregistration.md,
+    deviation 3)."""
+    seeds = runs.groupby("group").unit.agg(frozenset)
+    return len(seeds) > 0 and seeds.nunique() == 1 and len(seeds.iloc[0]) >= min_seeds
 
 
 def carry_effects(pos: pd.DataFrame) -> pd.DataFrame:
@@ -188,9 +199,11 @@ def _magnitude(d: pd.DataFrame, claim, verdict: str) -> str:
 
 
 def provenance(repo=None) -> str:
-    """The commit that pre-registered the outcomes (the one that added docs/preregistration.md)."""
+    """The commit that pre-registered the outcomes (the one that added docs/preregistration.md). The pathspec is
+    anchored at the repository's top (`:(top)`), so the answer does not depend on the working directory (the
+    report notebook runs in notebooks/)."""
     try:
-        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=%h", "--", "docs/preregistration.md"],
+        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=%h", "--", ":(top)docs/preregistration.md"],
                              capture_output=True, text=True, cwd=repo, timeout=20)
         return out.stdout.split()[-1] if out.returncode == 0 and out.stdout.split() else "unknown (no git history)"
     except (OSError, subprocess.SubprocessError):

@@ -42,7 +42,7 @@ PHASE_DECODER = dict(decoder_input="prev_codes", decoder_causal=True)
 # has the judge listen to its free-running speech on unseen sentences (ssmtts.speech.train_and_listen).
 SPEECH_DECODER = dict(decoder_input="none", decoder_causal=False)
 # phases re-run under the pre-registered design; the others still hold first-design results only
-SPEECH_PHASES = ("phase1", "phase2")
+SPEECH_PHASES = ("phase1", "phase2", "phase3", "phase5")
 # the final measurement's duration modes: the primary outcome uses predicted durations; Phase 1 also measured
 # generation with the true durations (secondary), the later phases skip it to halve the final measurement's
 # decoding (docs/preregistration.md, deviation 2)
@@ -148,7 +148,8 @@ PHASE3_POINTS = [("L4_H768_E1.5", 4, 768, 1.5), ("L6_H512_E1.5", 6, 512, 1.5), (
 
 def phase3(profile: str):
     """Pure Mamba sweep over layers x hidden x expand at the reported points (widths scaled to the profile)."""
-    return [(label, _mamba(profile, L, H, E)) for label, L, H, E in PHASE3_POINTS], _protocols(profile)
+    return [(label, _mamba(profile, L, H, E)) for label, L, H, E in PHASE3_POINTS], \
+        _with_speech("phase3", profile, _protocols(profile))
 
 
 def phase4(profile: str):
