@@ -137,14 +137,13 @@ def timing_pass(phase: str, profile: str = "cpu", rounds: int = 3, steps: int = 
     (round, protocol, label). Times: one process per round steps every configuration in turn (interleaved
     step by step, the order rotated every round). Memory (`work_mb`, the first `memory_rounds` rounds): one
     process per configuration, the order swapped every round, so no configuration inherits another's memory.
-    protocols None: `speech` for a re-run phase (SPEECH_PHASES), Phase 4's chunk protocols (stateless,
-    stateful: chunks as run_training draws them, the state carried between a stateful pass's chunks), else
-    `heldout`."""
+    protocols None: Phase 4's chunk protocols (stateless, stateful: chunks as run_training draws them, the state
+    carried between a stateful pass's chunks), `speech` for another re-run phase (SPEECH_PHASES), else `heldout`."""
     from .phases import PHASES, SPEECH_PHASES
     from .train.results import atomic_write_csv, environment_row
     models, trains = PHASES[phase](profile)
-    protocols = protocols or (("speech",) if phase in SPEECH_PHASES else
-                              tuple(p for p in trains if trains[p].chunked) or ("heldout",))
+    protocols = protocols or (tuple(p for p in trains if trains[p].chunked) or
+                              (("speech",) if phase in SPEECH_PHASES else ("heldout",)))
     labels = labels or [label for label, _ in models]
     arms = [(label, protocol) for protocol in protocols for label in labels]
     env = {**child_env(threads=threads), "OMP_NUM_THREADS": str(threads)}
