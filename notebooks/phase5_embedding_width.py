@@ -15,7 +15,7 @@
 # **The re-run** (protocol `speech`, pre-registered in `docs/preregistration.md`): every
 # configuration trained with the speech recipe for the speech runs' budget (cpu: 600 steps of 8 x 192
 # frames), three seeds sharing their batches, judged on free-running speech of the 70 unseen sentences
-# (predicted durations); costs from the timing pass (`make timing PHASE=...`), not from the learning runs. The re-run will cover round 1 (E_emb in {H/3, 2H/3, H}), the widths the claims name; it is not run yet (`phase5` joins `ssmtts.phases.SPEECH_PHASES` with its runs), so this notebook shows the first design only.
+# (predicted durations); costs from the timing pass (`make timing PHASE=...`), not from the learning runs. The re-run covers round 1 (E_emb in {H/3, 2H/3, H}), the widths the claims name (deviation 2 of the pre-registration: the final measurement with predicted durations only); round 2 stays first-design.
 #
 # **Run** `make phase5` (papermill: the executed copy and the CSVs land in `results/phase5/`; finished runs are skipped) or run the cells here (`make lab`). **Change** `notebooks/phase5_embedding_width.py`, this notebook's source (jupytext pairs the two; `make notebooks` rewrites the `.ipynb`); the configurations are `phase5()` in `src/ssmtts/phases.py`, the claims and their pre-registered outcomes `data/claims.csv`.
 

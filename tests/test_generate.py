@@ -159,6 +159,42 @@ def test_non_autoregressive_generation_is_the_teacher_forced_argmax(backbone, ca
             generate(model, ids[0], ref[0], durations=dur[0], stream=True)
 
 
+@pytest.mark.parametrize("carry", [True, False])
+def test_chunked_generation_is_the_teacher_forced_chunk_pass(carry):
+    """Phase 4's speech protocol generates as its models train: chunk k reads the symbols its frames overlap at
+    positions 0..l-1, the state carried (stateful) or fresh; its tokens are the argmax of the chunk-by-chunk
+    teacher-forced pass (TTSModel.forward_chunk), and the carried state changes them."""
+    from ssmtts.corpus.build import span_symbols
+    torch.manual_seed(0)
+    # (full-strength residual branches: at the default small layer scale the state barely moves an untrained argmax)
+    model = TTSModel(small("mamba", decoder_input="none", decoder_causal=True, layer_scale_init=1.0)).eval()
+    ids, dur, codes, ref = inputs(B=1, T=70)
+    C = 24
+    g = generate(model, ids[0], ref[0], durations=dur[0], chunk_frames=C, carry_state=carry)
+    assert g.codes.shape == (8, 70)
+    expected, state = [], None
+    with torch.no_grad():
+        for start in range(0, 70, C):
+            l = min(C, 70 - start)
+            s_ids, s_dur = span_symbols(ids[0].numpy(), dur[0].numpy(), start, start + l)
+            blank = torch.zeros(1, 8, l, dtype=torch.long)
+            logits, _, new_state = model.forward_chunk(torch.as_tensor(s_ids)[None], torch.as_tensor(s_dur)[None],
+                                                       blank, ref, state)
+            state = new_state if carry else None
+            expected.append(logits[0].argmax(-1).T.numpy())
+    assert np.array_equal(np.concatenate(expected, axis=1), g.codes)
+    other = generate(model, ids[0], ref[0], durations=dur[0], chunk_frames=C, carry_state=not carry)
+    assert np.array_equal(other.codes[:, :C], g.codes[:, :C]) and not np.array_equal(other.codes, g.codes)
+
+
+def test_chunked_generation_needs_a_causal_decoder_that_reads_no_codes():
+    ids, dur, _, ref = inputs(B=1, T=40)
+    for recipe in (dict(decoder_input="none", decoder_causal=False), dict(decoder_input="prev_codes")):
+        model = TTSModel(small("mamba", **recipe)).eval()
+        with pytest.raises(ValueError, match="chunk"):
+            generate(model, ids[0], ref[0], durations=dur[0], chunk_frames=16)
+
+
 def test_prenet_dropout_generation_is_reproducible_with_its_seed():
     torch.manual_seed(0)
     model = TTSModel(small("hybrid", decoder_input="prev_codes_dropout")).eval()

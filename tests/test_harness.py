@@ -132,16 +132,32 @@ def test_bad_train_config():
 
 
 def test_timing_pass_rows_and_order_independent_memory(tmp_path):
-    """The timing pass (ssmtts.timing): every configuration in a fresh process, order swapped each round;
-    a configuration's working memory does not depend on whether it ran first or last."""
+    """The timing pass (ssmtts.timing): times from one fresh process per round stepping both configurations in
+    turn (who steps first rotates every round); memory from one fresh process per configuration, order swapped
+    each round: a configuration's working memory does not depend on whether it ran first or last."""
     from ssmtts.timing import timing_pass
     df = timing_pass("phase1", "smoke", rounds=2, steps=2, warmup=1, threads=1, out_dir=tmp_path)
     assert (tmp_path / "phase1" / "timing.csv").is_file()
     assert len(df) == 2 * 2 and set(df.label) == {"transformer", "hybrid"}
+    firsts = df[df.step_order == 0].sort_values("round").label.tolist()
+    assert firsts == ["transformer", "hybrid"]
     assert (df.step_ms > 0).all() and (df.work_mb > 0).all() and (df.threads == 1).all()
     for label, g in df.groupby("label"):
         first, last = g.loc[g.position == 0, "work_mb"].iloc[0], g.loc[g.position == 1, "work_mb"].iloc[0]
         assert abs(first - last) <= 0.1 * max(first, last), (label, first, last)
+
+
+def test_interleaved_timing_steps_every_configuration_in_turn(corpus, monkeypatch):
+    """Neighbouring steps of different configurations, the order reversed every step (A B B A): a drift in the
+    machine's speed hits every configuration alike."""
+    from ssmtts import timing
+    calls = []
+    monkeypatch.setattr(timing, "_step", lambda arm, i, warmup: (calls.append((i, arm["label"])),
+                                                                 arm["times"].append((1e-3, 1e-3, 1e-3, 3e-3))))
+    rows = timing.measure_interleaved("phase1", "smoke", [("transformer", "heldout"), ("hybrid", "heldout")], 2, 1)
+    assert calls == [(0, "transformer"), (0, "hybrid"), (1, "hybrid"), (1, "transformer"),
+                     (2, "transformer"), (2, "hybrid")]
+    assert [r["config"].split("_")[0] for r in rows] == ["transformer", "hybrid"]
 
 
 def test_phase4_timing_pass_times_both_chunk_protocols(tmp_path):

@@ -111,6 +111,23 @@ def test_a_phase_rerun_trains_with_the_speech_recipe_listens_and_resumes(corpus,
     run_phase("phase1", corpus, "smoke", seeds=(0,), out_dir=tmp_path, protocols=("speech",), judge=smoke_judge,
               progress=False)
     assert before == {p.name: p.read_bytes() for p in out.glob("*.csv")}
-    table = claims.verdict_table(pd.read_csv("data/claims.csv"), tmp_path).set_index("claim")
+    table = claims.verdict_table(pd.read_csv("data/claims.csv"), tmp_path, min_seeds=1).set_index("claim")
     assert table.loc["p1_params", "verdict"] == "holds"        # the hybrid has fewer parameters, exactly
     assert "p1_step" not in table.index                         # no timing pass ran: no cost verdicts from learning runs
+
+
+def test_phase4_speech_protocol_trains_both_chunk_protocols_and_speaks_in_chunks(corpus, smoke_judge, tmp_path,
+                                                                                  monkeypatch):
+    """Phase 4's re-run (deviation 6): one causal, code-free decoder trained on chunks stateless and stateful, each
+    heard generating chunk by chunk as it trained (the stateful one carrying its state); labels are the protocols,
+    which the claims p4_acc and p4_50 compare."""
+    from ssmtts import phases
+    monkeypatch.setattr(phases, "SPEECH_PHASES", phases.SPEECH_PHASES + ("phase4",))
+    res = phases.run_phase("phase4", corpus, "smoke", seeds=(0,), out_dir=tmp_path, protocols=("speech",),
+                           judge=smoke_judge, progress=False)
+    sp = res["speech_runs"].set_index("label")
+    assert sorted(sp.index) == ["stateful", "stateless"]
+    assert sp.loc["stateful", "generation"] == "chunks48-carried" and sp.loc["stateless", "generation"] == "chunks48-fresh"
+    assert sp.loc["stateful", "train_protocol"] == "stateful" and sp.loc["stateless", "train_protocol"] == "stateless"
+    assert sp.model_decoder_causal.astype(bool).all() and (sp.model_decoder_input == "none").all()
+    assert sp.per.notna().all() and set(res["listening"].label) == {"stateful", "stateless"}

@@ -66,7 +66,7 @@ def expect_of(claim, column: str) -> str:
     return claim.expect
 
 
-def load(results_dir, phase: str) -> dict[str, pd.DataFrame]:
+def load(results_dir, phase: str, min_seeds: int = MIN_SEEDS) -> dict[str, pd.DataFrame]:
     """A phase's re-run tables: speech runs (predicted durations) and the timing pass, each with `group`."""
     d = Path(results_dir) / phase
     out = {}
@@ -74,7 +74,7 @@ def load(results_dir, phase: str) -> dict[str, pd.DataFrame]:
         r = pd.read_csv(d / "speech" / "runs.csv")
         r = r[r.durations == "predicted"]
         r = r.assign(group=r.label if "label" in r else r.model, unit=r.seed)
-        if complete(r):
+        if complete(r, min_seeds):
             out["speech"] = r
     if (d / "positions.csv").is_file():
         effects = carry_effects(pd.read_csv(d / "positions.csv"))
@@ -210,10 +210,11 @@ def provenance(repo=None) -> str:
         return "unknown (no git history)"
 
 
-def verdict_table(claims: pd.DataFrame, results_dir, repo=None) -> pd.DataFrame:
-    """One row per claim of a re-run phase: what ran, primary outcome, values, effect, verdict, provenance."""
+def verdict_table(claims: pd.DataFrame, results_dir, repo=None, min_seeds: int = MIN_SEEDS) -> pd.DataFrame:
+    """One row per claim of a re-run phase: what ran, primary outcome, values, effect, verdict, provenance.
+    A phase's speech runs count once every configuration has the same >= min_seeds seeds (`complete`)."""
     phases = sorted({p for p in claims.phase if str(p).startswith("phase")})
-    tables = {p: t for p in phases if (t := load(results_dir, p))}
+    tables = {p: t for p in phases if (t := load(results_dir, p, min_seeds))}
     comps, seen = comparisons(claims, tables)
     if not comps:
         return pd.DataFrame()

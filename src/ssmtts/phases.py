@@ -163,7 +163,39 @@ def phase4(profile: str):
                            chunk_val_utts=38, eval_every=50, checkpoint_every=100, warmup=100, lr=1e-3)}[profile]
     base = TrainConfig(batch_size=chunk["chunk_samples"], crop_frames=None, **chunk)
     trains = {p: replace(base, protocol=p) for p in ("stateless", "stateful")}
-    return [("L4_H768_E1.5", _mamba(profile))], trains
+    return [("L4_H768_E1.5", _mamba(profile))], _with_speech("phase4", profile, trains)
+
+
+# Phase 4's re-run (docs/preregistration.md, deviation 6): the speech recipe cannot carry a state (its decoder
+# looks both ways), so Phase 4 trains a *causal* decoder that reads text, style and position only, on chunks of the
+# whole training split concatenated into long samples, stateless or stateful, with as many frames per step as the
+# speech recipe (16 x 96 = 8 x 192); the judge hears sentences generated chunk by chunk the same way, the stateful
+# model carrying its state from chunk to chunk.
+PHASE4_SPEECH_DECODER = dict(decoder_input="none", decoder_causal=True)
+
+
+def phase4_speech(profile: str) -> dict[str, tuple[TrainConfig, dict]]:
+    """Phase 4's two speech protocols: protocol -> (training, keyword arguments of `generate`)."""
+    tc, _ = speech_protocol(profile, "phase4")
+    chunk = {"smoke": dict(chunk_frames=48, chunk_samples=2, chunk_train_utts=4, chunk_val_samples=2, chunk_val_utts=4),
+             "cpu": dict(chunk_frames=96, chunk_samples=16, chunk_train_utts=None, chunk_val_samples=2,
+                         chunk_val_utts=16, chunk_eval_train_utts=16),
+             "paper": dict(chunk_frames=96, chunk_samples=16, chunk_train_utts=None, chunk_val_samples=2,
+                           chunk_val_utts=38, chunk_eval_train_utts=38)}[profile]
+    return {p: (replace(tc, protocol=p, batch_size=chunk["chunk_samples"], crop_frames=None, **chunk),
+                {"chunk_frames": chunk["chunk_frames"], "carry_state": p == "stateful"})
+            for p in ("stateless", "stateful")}
+
+
+def speech_arms(phase: str, profile: str, models) -> list[tuple[str, ModelConfig, TrainConfig, dict]]:
+    """What a phase's `speech` protocol trains: (label, model, training, generate keyword arguments) per arm. Phase 4:
+    one configuration, its two chunk protocols as the labels; every other phase: its configurations, the speech
+    recipe's decoder and budget."""
+    if phase == "phase4":
+        return [(p, replace(mc, **PHASE4_SPEECH_DECODER), tc, kw) for label, mc in models
+                for p, (tc, kw) in phase4_speech(profile).items()]
+    tc, _ = speech_protocol(profile, phase)
+    return [(label, for_protocol(mc, "speech"), tc, {}) for label, mc in models]
 
 
 def phase5(profile: str, embed_widths: list[int] | None = None):
@@ -309,17 +341,17 @@ def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device
     sees, with working locks (one machine, or NFS with locking)."""
     from .judge import judge_for
     from .speech import locked, speech_run_id, write_baselines
-    tc, schedule = speech_protocol(profile, phase)
+    _, schedule = speech_protocol(profile, phase)
     folder = out / "speech"
     done = set(pd.read_csv(folder / "runs.csv").run_id) if (folder / "runs.csv").is_file() else set()
-    models = [(label, for_protocol(mc, "speech")) for label, mc in models]
-    todo = {speech_run_id(label, mc, seed) for label, mc in models for seed in seeds} - done
+    arms = speech_arms(phase, profile, models)
+    todo = {speech_run_id(label, mc, seed) for label, mc, _, _ in arms for seed in seeds} - done
     if not todo and (folder / "baselines.csv").is_file():
         return judge      # every run finished and measured: nothing to listen to (no judge is built or trained)
     judge = judge or judge_for(corpus, profile, progress)
     jobs = [{"args": (label, mc, tc, corpus, judge, folder, schedule, seed, device, progress),
-             "extra": {"phase": phase, "profile": profile, "label": label, "executor": executor}}
-            for label, mc in models for seed in seeds if speech_run_id(label, mc, seed) not in done]
+             "extra": {"phase": phase, "profile": profile, "label": label, "executor": executor}, "generate_kw": kw}
+            for label, mc, tc, kw in arms for seed in seeds if speech_run_id(label, mc, seed) not in done]
     run_jobs(jobs, _speech_job, lambda job, result: None, executor, threads,
              gpus=1 if device == "cuda" and executor == "ray" else 0, address=current().ray_address)
     with locked(folder):                 # processes side by side share the folder
@@ -329,7 +361,7 @@ def _speech_runs(phase, corpus, profile, seeds, out: Path, models, judge, device
 
 def _speech_job(job: dict):
     from .speech import train_and_listen
-    return train_and_listen(*job["args"], extra=job["extra"])
+    return train_and_listen(*job["args"], extra=job["extra"], generate_kw=job.get("generate_kw"))
 
 
 def main(argv=None):

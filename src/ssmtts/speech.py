@@ -119,9 +119,11 @@ def baselines(corpus: Corpus, judge: Judge, utts: list[Utterance]) -> pd.DataFra
 
 
 def measure(model: TTSModel, corpus: Corpus, judge: Judge, utts: list[Utterance], refs: dict[str, Utterance],
-            modes=DURATION_MODES, with_mcd: bool = True, wav_dir: Path | None = None, n_wavs: int = 0) -> pd.DataFrame:
+            modes=DURATION_MODES, with_mcd: bool = True, wav_dir: Path | None = None, n_wavs: int = 0,
+            generate_kw: dict | None = None) -> pd.DataFrame:
     """One row per sentence x duration mode: what the judge heard, its edits, MCD, duration errors, RTF.
-    With wav_dir, the first n_wavs sentences' audio (predicted durations) is written there."""
+    With wav_dir, the first n_wavs sentences' audio (predicted durations) is written there; generate_kw go to
+    `generate` (e.g. Phase 4's chunked generation)."""
     rows, model = [], model.eval()
     for i, u in enumerate(utts):
         style = refs[u.uid].codes[:, :model.cfg.style_frames]
@@ -129,7 +131,8 @@ def measure(model: TTSModel, corpus: Corpus, judge: Judge, utts: list[Utterance]
         for mode in modes:
             base = {"uid": u.uid, "text": u.text, "speaker": u.speaker, "ref_uid": refs[u.uid].uid, "durations": mode}
             try:
-                g = generate(model, u.text_ids, style, durations=u.durations if mode == "true" else None)
+                g = generate(model, u.text_ids, style, durations=u.durations if mode == "true" else None,
+                             **(generate_kw or {}))
             except TextError as e:          # e.g. every duration predicted 0: a row saying so, scored as silence
                 rows.append({**base, "status": f"failed: {e}", "wav": np.zeros(320, np.float32)})
                 continue
@@ -201,6 +204,20 @@ def listen_schedule(tc: TrainConfig, schedule: SpeechSchedule, fraction: float =
     return replace(tc, checkpoint_every=every), replace(schedule, listen_every=every)
 
 
+def generation_name(generate_kw: dict | None) -> str:
+    """How a model's speech was generated: `whole` (every frame of a sentence in one pass, or frame by frame), or
+    `chunks96-carried` / `chunks96-fresh` (Phase 4: chunk by chunk, the state carried or not)."""
+    kw = generate_kw or {}
+    if not kw.get("chunk_frames"):
+        return "whole"
+    return f"chunks{kw['chunk_frames']}-{'carried' if kw.get('carry_state', True) else 'fresh'}"
+
+
+def generation_suffix(generate_kw: dict | None) -> str:
+    name = generation_name(generate_kw)
+    return "" if name == "whole" else f"-{name}"
+
+
 def speech_run_id(name: str, mc: ModelConfig, seed: int) -> str:
     """The row key of a speech run (the model's name, what ran, the seed)."""
     return f"{name}-{mc.name}-s{seed}"
@@ -208,14 +225,14 @@ def speech_run_id(name: str, mc: ModelConfig, seed: int) -> str:
 
 def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus, judge: Judge, out: Path,
                      schedule: SpeechSchedule, seed: int = 0, device: str = "cpu", progress: bool = True,
-                     keep_wavs: bool = True, extra: dict | None = None) -> pd.DataFrame:
+                     keep_wavs: bool = True, extra: dict | None = None, generate_kw: dict | None = None) -> pd.DataFrame:
     """Train `mc` with `tc`, judging its free-running speech every `listen_every` steps; then the whole set.
 
     Writes under out/: curve.csv (judge error vs step and training minutes), sentences.csv (one row per
     sentence x duration mode of the finished model), runs.csv (one summary row per duration mode, with
     the milestones), tf_curves.csv (the teacher-forced evaluations of run_training: secondary outcomes),
     wavs/<config name>/<uid>.wav, models/<run_id>.pt (weights). `extra` columns (e.g. phase, label) go
-    into every row. Returns the run's summary rows.
+    into every row; generate_kw go to `generate` (recorded as `generation`). Returns the run's summary rows.
     """
     out = Path(out)
     run_id = speech_run_id(name, mc, seed)
@@ -228,7 +245,8 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
         raise ValueError(f"listen_every ({schedule.listen_every}) must be a multiple of checkpoint_every ({tc.checkpoint_every})")
     meta = {"run_id": run_id, "model": name, "config": mc.name, "backbone": mc.backbone, "seed": seed,
             "decoder_input": mc.decoder_input, "decoder_causal": mc.decoder_causal, "judge_id": judge.judge_id,
-            "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash, **(extra or {})}
+            "codec_id": corpus.codec_id, "corpus_hash": corpus.corpus_hash, "generation": generation_name(generate_kw),
+            **(extra or {})}
     quick = eval_sentences(corpus, schedule.listen_sentences)
     refs = style_references(corpus, eval_sentences(corpus))
     curve_path = out / "curve.csv"
@@ -245,7 +263,8 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
         res = run_training(mc, tc, corpus, seed, run_id, ckpt_dir, device, stop_after=point, progress=progress)
         if point in heard:
             continue
-        s = summarize_speech(measure(res["model"], corpus, judge, quick, refs, modes=("predicted",), with_mcd=False)
+        s = summarize_speech(measure(res["model"], corpus, judge, quick, refs, modes=("predicted",), with_mcd=False,
+                                     generate_kw=generate_kw)
                              .assign(model=name))
         row = {**meta, "step": res["step"], "train_minutes": res["wall_s"] / 60, **s.iloc[0].drop(["model", "durations"]).to_dict()}
         _append(curve_path, row)
@@ -254,7 +273,8 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
                   f"({row['train_minutes']:.1f} training min)")
     utts = eval_sentences(corpus, schedule.final_sentences)
     sent = measure(res["model"], corpus, judge, utts, refs, modes=schedule.final_modes,
-                   wav_dir=out / "wavs" / mc.name if keep_wavs else None, n_wavs=schedule.n_wavs).assign(**meta)
+                   wav_dir=out / "wavs" / f"{mc.name}{generation_suffix(generate_kw)}" if keep_wavs else None,
+                   n_wavs=schedule.n_wavs, generate_kw=generate_kw).assign(**meta)
     with locked(out):
         upsert_rows(out / "sentences.csv", sent)
     curve = pd.read_csv(curve_path)

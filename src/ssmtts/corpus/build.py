@@ -391,6 +391,16 @@ def long_samples(utts: list[Utterance], n_samples: int) -> list[Utterance]:
                       np.concatenate([u.codes for u in g], axis=1)) for i, g in enumerate(groups)]
 
 
+def span_symbols(text_ids: np.ndarray, durations: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """The symbols overlapping frames [start, end) and their durations clipped to it (they sum to end - start);
+    a zero-duration symbol counts where it sits. What a chunk of a long recording is trained on (Phase 4) and
+    what chunked generation reads."""
+    ends = np.cumsum(durations)
+    starts = ends - durations
+    keep = (starts < end) & ((ends > start) | ((durations == 0) & (starts >= start)))
+    return text_ids[keep], np.minimum(ends[keep], end) - np.maximum(starts[keep], start)
+
+
 def chunk_bounds(n_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     """Consecutive fixed-length chunks [start, end) of a long sample; the short tail is dropped."""
     return [(s, s + chunk_frames) for s in range(0, n_frames - chunk_frames + 1, chunk_frames)]

@@ -12,6 +12,9 @@ with position for attention.
 A decoder that reads no codes (`decoder_input="none"`) needs no loop: all frames come from one
 pass over the regulated text (`stream=False`, the default). A causal one can still be streamed
 frame by frame with the same states (`stream=True`), with the same result.
+Chunked generation (`chunk_frames`, Phase 4's speech protocol) decodes a sentence as its chunk-trained
+models were trained: chunk k reads only the symbols its frames overlap, at positions 0..l-1, the
+decoder state left by chunk k-1 carried in (`carry_state=True`, a stateful model) or fresh.
 The stop rule is the predicted total duration, capped by `max_frames` and the model's
 positional table.
 """
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 
 from ..corpus import text as textlib
+from ..corpus.build import span_symbols
 from ..corpus.durations import FRAME_RATE
 from ..corpus.text import TextError
 from .tts import START, TTSModel, length_regulate
@@ -73,7 +77,8 @@ def checked_durations(durations) -> np.ndarray:
 
 @torch.inference_mode()   # no autograd bookkeeping at all: a frame is ~100 small ops
 def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperature: float = 0.0,
-             top_k: int | None = 50, seed: int = 0, max_frames: int | None = None, stream: bool = False) -> Generated:
+             top_k: int | None = 50, seed: int = 0, max_frames: int | None = None, stream: bool = False,
+             chunk_frames: int | None = None, carry_state: bool = True) -> Generated:
     """Generate the 8 x T codec tokens of one utterance.
 
     text_ids (S,) ids with BOS first (see `generate_from_text` for raw text); ref_codes (8, R): a
@@ -108,8 +113,14 @@ def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperatur
     encode_ms = 1000 * (time.perf_counter() - t0)
 
     gen = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
-    if stream and not cfg.decoder_causal:
-        raise ValueError("a bidirectional decoder (decoder_causal=False) cannot stream: it reads later frames")
+    if (stream or chunk_frames) and not cfg.decoder_causal:
+        raise ValueError("a bidirectional decoder (decoder_causal=False) cannot stream or carry a state between "
+                         "chunks: it reads later frames")
+    if chunk_frames:
+        if cfg.reads_codes or chunk_frames <= 0:
+            raise ValueError("chunked generation needs a positive chunk_frames and a decoder that reads no codes")
+        return _generate_chunks(model, text_ids[0], dur[0], style, chunk_frames, carry_state, temperature, top_k,
+                                gen, encode_ms)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)                      # prenet dropout (prev_codes_dropout) draws from here
         if not cfg.reads_codes and not stream:       # non-autoregressive: every frame in one pass
@@ -130,6 +141,28 @@ def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperatur
             prev = nxt.view(1, -1, 1)
             ms[t] = 1000 * (time.perf_counter() - t1)
     return Generated(codes.cpu().numpy(), dur[0].cpu().numpy(), ms, encode_ms)
+
+
+@torch.no_grad()
+def _generate_chunks(model: TTSModel, text_ids, dur, style, chunk_frames: int, carry_state: bool, temperature,
+                     top_k, gen, encode_ms: float) -> Generated:
+    """text_ids, dur (S,): the whole sentence and its durations -> its codes, chunk by chunk (see `generate`)."""
+    T, cfg = int(dur.sum()), model.cfg
+    ids, dnp = text_ids.cpu().numpy(), dur.cpu().numpy()
+    codes = torch.empty(cfg.n_codebooks, T, dtype=torch.long, device=text_ids.device)
+    ms, state = np.empty(T), None
+    for start in range(0, T, chunk_frames):
+        t1 = time.perf_counter()
+        l = min(chunk_frames, T - start)
+        span_ids, span_dur = span_symbols(ids, dnp, start, start + l)
+        enc, _ = model.encode_text(torch.as_tensor(span_ids, device=text_ids.device)[None])          # (1, s, H)
+        regulated = length_regulate(enc, torch.as_tensor(span_dur, device=text_ids.device)[None], l)  # (1, l, H)
+        blank = torch.full((1, cfg.n_codebooks, l), START, dtype=torch.long, device=text_ids.device)
+        logits, new_state = model.decode(regulated, style, blank, 0, state)                           # (1, l, 8, K)
+        state = new_state if carry_state else None
+        codes[:, start:start + l] = sample(logits[0], temperature, top_k, gen).T
+        ms[start:start + l] = 1000 * (time.perf_counter() - t1) / l
+    return Generated(codes.cpu().numpy(), dnp, ms, encode_ms)
 
 
 def generate_from_text(model: TTSModel, text: str, ref_codes, **kw) -> Generated:

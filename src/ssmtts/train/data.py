@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..corpus.build import Utterance
+from ..corpus.build import Utterance, span_symbols
 from ..corpus.text import PAD_ID
 
 
@@ -72,10 +72,7 @@ def collate(utts: list[Utterance], refs: list[Utterance], ref_frames: int,
 
 def text_span(utt: Utterance, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
     """Symbols overlapping frames [start, end) and their durations clipped to it (they sum to end - start)."""
-    ends = np.cumsum(utt.durations)
-    starts = ends - utt.durations
-    keep = (starts < end) & ((ends > start) | ((utt.durations == 0) & (starts >= start)))
-    return utt.text_ids[keep], np.minimum(ends[keep], end) - np.maximum(starts[keep], start)
+    return span_symbols(utt.text_ids, utt.durations, start, end)
 
 
 def fragment(utt: Utterance, n_frames: int) -> Utterance:

@@ -47,9 +47,11 @@ class TrainConfig:
     reported_frames: int = 300        # ... and their length in frames (300 = 4 s)
     chunk_frames: int = 96            # chunk protocols: frames per chunk
     chunk_samples: int = 4            # ... long training samples (= batch size of a stateful step)
-    chunk_train_utts: int = 48        # ... training utterances concatenated into them
+    chunk_train_utts: int | None = 48  # ... training utterances concatenated into them (None: the whole split)
     chunk_val_samples: int = 2        # ... long validation samples
     chunk_val_utts: int = 16          # ... validation utterances concatenated into them
+    chunk_eval_train_utts: int | None = None  # ... training utterances of the scored training chunks (None: the
+                                      # trained chunks themselves; a long run on the whole split scores a subset)
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -72,7 +74,9 @@ def datasets(corpus: Corpus, tc: TrainConfig):
     if tc.chunked:
         train_chunks = ChunkSet(train[: tc.chunk_train_utts], tc.chunk_samples, tc.chunk_frames, train)
         val_chunks = ChunkSet(corpus.split("val")[: tc.chunk_val_utts], tc.chunk_val_samples, tc.chunk_frames, train)
-        return train_chunks, train_chunks, val_chunks, train
+        scored = train_chunks if tc.chunk_eval_train_utts is None else \
+            ChunkSet(train[: tc.chunk_eval_train_utts], tc.chunk_val_samples, tc.chunk_frames, train)
+        return train_chunks, scored, val_chunks, train
     if tc.protocol == "reported":
         long_enough = [u for u in train if u.n_frames >= tc.reported_frames]
         items = [fragment(u, tc.reported_frames) for u in long_enough[: tc.reported_items]]
