@@ -42,7 +42,7 @@ PHASE_DECODER = dict(decoder_input="prev_codes", decoder_causal=True)
 # has the judge listen to its free-running speech on unseen sentences (ssmtts.speech.train_and_listen).
 SPEECH_DECODER = dict(decoder_input="none", decoder_causal=False)
 # phases re-run under the pre-registered design; the others still hold first-design results only
-SPEECH_PHASES = ("phase1", "phase2", "phase3", "phase5")
+SPEECH_PHASES = ("phase1", "phase2", "phase3", "phase4", "phase5")
 # the final measurement's duration modes: the primary outcome uses predicted durations; Phase 1 also measured
 # generation with the true durations (secondary), the later phases skip it to halve the final measurement's
 # decoding (docs/preregistration.md, deviation 2)
