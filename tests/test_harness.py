@@ -147,6 +147,15 @@ def test_timing_pass_rows_and_order_independent_memory(tmp_path):
         assert abs(first - last) <= 0.1 * max(first, last), (label, first, last)
 
 
+def test_memory_pass_fills_in_memory_and_keeps_the_times(tmp_path):
+    from ssmtts.timing import memory_pass, timing_pass
+    times = timing_pass("phase1", "smoke", rounds=2, steps=2, warmup=1, threads=1, out_dir=tmp_path, memory_rounds=0)
+    assert times.work_mb.isna().all()
+    df = memory_pass("phase1", "smoke", threads=1, out_dir=tmp_path)
+    assert (df.work_mb > 0).all() and np.allclose(df.step_ms, times.step_ms)
+    assert sorted(df.position) == [0, 0, 1, 1]
+
+
 def test_interleaved_timing_steps_every_configuration_in_turn(corpus, monkeypatch):
     """Neighbouring steps of different configurations, the order reversed every step (A B B A): a drift in the
     machine's speed hits every configuration alike."""

@@ -75,6 +75,16 @@ def test_chunks_read_the_true_previous_frame_and_never_their_own_reference(corpu
     assert cs.train_pairs(False, 2, 0, 5) == cs.train_pairs(False, 2, 0, 5)
 
 
+def test_chunks_of_the_whole_pool_take_references_from_another_sample(corpus):
+    # Phase 4's speech protocol concatenates the whole training split: no utterance is left outside the samples
+    train = corpus.split("train")[:8]
+    cs = ChunkSet(train, 2, 40, train)
+    for i, ref in enumerate(cs.refs):
+        assert ref.uid not in {u.uid for u in train[i::2]} and ref.uid in {u.uid for u in train}
+    assert [r.uid for r in ChunkSet(train[:6], 2, 40, corpus.split("train")).refs] == \
+        [r.uid for r in ChunkSet(train[:6], 2, 40, corpus.split("train")).refs]
+
+
 def test_phase4_smoke_records_positions_and_resumes_statefully(corpus, tmp_path):
     models, trains = PHASES["phase4"]("smoke")
     mc, tc = models[0][1], trains["stateful"]

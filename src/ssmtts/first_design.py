@@ -27,7 +27,8 @@ def resolve_label(name: str, sel: pd.DataFrame) -> str:
     (data/claims.csv cannot name 'Emb96': the width depends on the profile)."""
     if not name.startswith("@") or sel.empty:
         return name
-    H = int(sel.model_d_model.iloc[0])
+    # learning runs name the width; a timing pass's rows only their configuration (..._H96_...)
+    H = int(sel.model_d_model.iloc[0]) if "model_d_model" in sel else int(sel.config.str.extract(r"_H(\d+)")[0].iloc[0])
     return f"Emb{H if name == '@H' else H // int(name.split('/')[1])}"
 
 

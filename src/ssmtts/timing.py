@@ -11,8 +11,9 @@ shapes, threads fixed, nothing else of the study running, in rounds of fresh int
                                       configuration). Between processes the same configuration's median
                                       ranges 146-295 ms on a shared 2-core host; neighbouring steps of one
                                       process see the same machine (docs/preregistration.md, deviation 4)
-    work_mb                           the step's own working memory, one process per configuration (the
-                                      first `memory_rounds` rounds, order swapped every round): peak RSS
+    work_mb                           the step's own working memory, one process per configuration (every
+                                      round, order swapped every round; `--memory-only` re-measures it
+                                      for an existing pass, peak RSS counting bytes, not seconds): peak RSS
                                       minus RSS just before the first step (model and optimizer built,
                                       data loaded), with freed memory kept by the allocator
                                       (ssmtts.runtime), so the peak is what the step needed, in a process
@@ -130,13 +131,39 @@ def _child(env: dict, what: str, args: list):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _memory_round(env: dict, phase: str, profile: str, arms: list, rnd: int) -> dict:
+    """One round of memory: each arm alone in a fresh process (three steps), the order swapped every round."""
+    memory = {}
+    for pos, (label, protocol) in enumerate(arms if rnd % 2 == 0 else arms[::-1]):
+        r = _child(env, "one", [phase, profile, label, protocol, 2, 1])
+        memory[(label, protocol)] = {"work_mb": r["work_mb"], "rss_before_mb": r["rss_before_mb"], "position": pos}
+    return memory
+
+
+def memory_pass(phase: str, profile: str = "cpu", threads: int = 2, out_dir: str | Path = "results") -> pd.DataFrame:
+    """(Re)measure the memory of every round of an existing <phase>/timing.csv, keeping its times. Peak RSS counts
+    bytes, not seconds, so unlike the times it may be measured while other work runs."""
+    from .train.results import atomic_write_csv, git_commit
+    out = Path(out_dir) / phase / "timing.csv"
+    df = pd.read_csv(out)
+    env = {**child_env(threads=threads), "OMP_NUM_THREADS": str(threads)}
+    arms = list(dict.fromkeys(zip(df.label, df.protocol)))
+    for rnd in sorted(df["round"].unique()):
+        for (label, protocol), m in _memory_round(env, phase, profile, arms, int(rnd)).items():
+            at = (df["round"] == rnd) & (df.label == label) & (df.protocol == protocol)
+            for col, v in m.items():
+                df.loc[at, col] = v
+    atomic_write_csv(df.assign(memory_git_commit=git_commit()), out)
+    return df
+
+
 def timing_pass(phase: str, profile: str = "cpu", rounds: int = 3, steps: int = 10, warmup: int = 3,
                 threads: int = 2, out_dir: str | Path = "results", protocols=None, labels=None,
-                memory_rounds: int = 3) -> pd.DataFrame:
+                memory_rounds: int | None = None) -> pd.DataFrame:
     """Every configuration of a phase, rounds of fresh processes; writes <phase>/timing.csv, one row per
     (round, protocol, label). Times: one process per round steps every configuration in turn (interleaved
-    step by step, the order rotated every round). Memory (`work_mb`, the first `memory_rounds` rounds): one
-    process per configuration, the order swapped every round, so no configuration inherits another's memory.
+    step by step, the order rotated every round). Memory (`work_mb`, every round, or the first `memory_rounds`):
+    one process per configuration, the order swapped every round, so no configuration inherits another's memory.
     protocols None: Phase 4's chunk protocols (stateless, stateful: chunks as run_training draws them, the state
     carried between a stateful pass's chunks), `speech` for another re-run phase (SPEECH_PHASES), else `heldout`."""
     from .phases import PHASES, SPEECH_PHASES
@@ -152,12 +179,7 @@ def timing_pass(phase: str, profile: str = "cpu", rounds: int = 3, steps: int = 
         k = rnd % len(arms)                                       # who steps first rotates round by round
         order = arms[k:] + arms[:k]
         timed = _child(env, "interleaved", [phase, profile, order, steps, warmup])
-        memory = {}
-        if rnd < memory_rounds:
-            for pos, (label, protocol) in enumerate(arms if rnd % 2 == 0 else arms[::-1]):
-                r = _child(env, "one", [phase, profile, label, protocol, 2, 1])
-                memory[(label, protocol)] = {"work_mb": r["work_mb"], "rss_before_mb": r["rss_before_mb"],
-                                             "position": pos}
+        memory = _memory_round(env, phase, profile, arms, rnd) if memory_rounds is None or rnd < memory_rounds else {}
         for (label, protocol), r in zip(order, timed):
             rows.append({"phase": phase, "profile": profile, "protocol": protocol, "label": label, "round": rnd,
                          "step_order": order.index((label, protocol)), "timing": "interleaved", **r,
@@ -177,7 +199,9 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="results")
-    ap.add_argument("--memory-rounds", type=int, default=3, help="rounds that also measure memory")
+    ap.add_argument("--memory-rounds", type=int, default=None, help="rounds that also measure memory (default: all)")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="re-measure the memory of every round of an existing timing.csv, keeping its times")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--interleaved", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -190,8 +214,11 @@ def main():
             phase, profile, arms, steps, warmup = json.loads(a.interleaved)
             print(json.dumps(measure_interleaved(phase, profile, [tuple(x) for x in arms], steps, warmup)))
         return
-    df = timing_pass(a.phase, a.profile, a.rounds, a.steps, threads=a.threads, out_dir=a.out,
-                     memory_rounds=a.memory_rounds)
+    if a.memory_only:
+        df = memory_pass(a.phase, a.profile, a.threads, a.out)
+    else:
+        df = timing_pass(a.phase, a.profile, a.rounds, a.steps, threads=a.threads, out_dir=a.out,
+                         memory_rounds=a.memory_rounds)
     print(df.groupby("label", sort=False)[["step_ms", "fwd_ms", "bwd_ms", "work_mb"]].median().round(1).to_string())
 
 

@@ -41,7 +41,11 @@ class ChunkSet:
         used = {u.uid for u in utts}
         pool = [u for u in ref_pool if u.uid not in used]
         rng = np.random.default_rng([len(utts), n_samples])
-        self.refs = [pick_reference(utts[i], pool, rng) for i in range(n_samples)]
+        # samples made of the whole pool (Phase 4's speech protocol) take their reference from another sample's
+        # utterances (long_samples deals the utterances out round-robin: sample i holds utts[i::n_samples])
+        own = [{u.uid for u in utts[i::n_samples]} for i in range(n_samples)]
+        self.refs = [pick_reference(utts[i], pool or [u for u in ref_pool if u.uid not in own[i]], rng)
+                     for i in range(n_samples)]
 
     def batch(self, pairs: list[tuple[int, int]], ref_frames: int) -> Batch:
         """Chunks (sample index, chunk index) -> a Batch whose codes are the chunk targets and prev_codes their inputs."""
