@@ -139,3 +139,12 @@ def test_the_preregistration_commit_is_found_from_any_directory_of_the_checkout(
         pytest.skip("not a git checkout")
     top = claims.provenance(repo)
     assert not top.startswith("unknown") and claims.provenance(repo / "notebooks") == top
+
+
+def test_the_tally_has_one_standing_verdict_per_claim(phase1_results):
+    verdicts = claims.verdict_table(ROOT_CLAIMS, phase1_results)
+    first = pd.DataFrame({"claim": ["scaling", "p2_step"], "verdict": ["holds", "holds"]})
+    t = claims.tally(ROOT_CLAIMS, verdicts, first).set_index("claim")
+    assert len(t) == len(ROOT_CLAIMS) and t.loc["p1_acc", "from"] == "re-run"
+    assert t.loc["scaling", "verdict"] == "holds" and t.loc["scaling", "from"] == "benchmark"
+    assert t.loc["p2_step", "verdict"] == "not re-run yet"       # a first-design verdict does not count

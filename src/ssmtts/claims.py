@@ -254,3 +254,20 @@ def verdict_table(claims: pd.DataFrame, results_dir, repo=None, min_seeds: int =
                      "censored": "; ".join(x for x in d.censored if x),
                      "pre-registered in": prereg, "results from": commits})
     return pd.DataFrame(rows)
+
+
+def tally(claims: pd.DataFrame, verdicts: pd.DataFrame, first_design: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every claim with the verdict that currently stands: the re-run's (pre-registered outcome) where its phase
+    was re-run, the benchmark's for claims no phase trains (scaling), else `not re-run yet`. One row per claim."""
+    rerun = verdicts.set_index("claim").verdict if len(verdicts) else pd.Series(dtype=str)
+    other = first_design.set_index("claim").verdict if first_design is not None and len(first_design) else \
+        pd.Series(dtype=str)
+    rows = []
+    for c in claims.itertuples():
+        if c.claim_id in rerun.index:
+            rows.append({"claim": c.claim_id, "phase": c.phase, "verdict": rerun[c.claim_id], "from": "re-run"})
+        elif not str(c.phase).startswith("phase") and c.claim_id in other.index:
+            rows.append({"claim": c.claim_id, "phase": c.phase, "verdict": other[c.claim_id], "from": "benchmark"})
+        else:
+            rows.append({"claim": c.claim_id, "phase": c.phase, "verdict": "not re-run yet", "from": ""})
+    return pd.DataFrame(rows)
