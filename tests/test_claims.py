@@ -150,3 +150,11 @@ def test_the_tally_has_one_standing_verdict_per_claim(phase1_results):
     assert len(t) == len(ROOT_CLAIMS) and t.loc["p1_acc", "from"] == "re-run"
     assert t.loc["scaling", "verdict"] == "holds" and t.loc["scaling", "from"] == "benchmark"
     assert t.loc["p2_step", "verdict"] == "not re-run yet"       # a first-design verdict does not count
+
+
+def test_a_milestone_neither_model_reaches_decides_nothing(tmp_path):
+    runs = _speech_runs(per={"hybrid": [37.0, 38.5, 36.0], "transformer": [39.0, 38.0, 39.5]},
+                        step30={"hybrid": [np.nan] * 3, "transformer": [np.nan] * 3}, params={"hybrid": 3, "transformer": 5})
+    atomic_write_csv(runs, tmp_path / "phase1" / "speech" / "runs.csv")
+    row = claims.verdict_table(ROOT_CLAIMS, tmp_path).set_index("claim").loc["p1_speed"]
+    assert row.verdict == "inconclusive" and row.censored.startswith("neither reaches the milestone by step 600")

@@ -176,6 +176,10 @@ def comparisons(claims: pd.DataFrame, tables: dict[str, dict[str, pd.DataFrame]]
                                      for g, n in miss.items())
                 va, vb = va.fillna(budget + every) / every, vb.fillna(budget + every) / every
             cmp = compare(Comparison(c.claim_id, c.family, ga, gb, expect, scale, float(c.equivalence_margin)), va, vb)
+            if column.startswith("step_to_") and miss.get(ga) == len(va) and miss.get(gb) == len(vb):
+                # neither reaches the milestone within the budget: no order between them, and no equivalence either
+                cmp.p = cmp.p_equiv = np.nan
+                censored = f"neither reaches the milestone by step {budget} ({censored})"
             cmp.censored = censored
             comps.append(cmp)
             seen[(c.claim_id, ga)], seen[(c.claim_id, gb)] = va, vb
