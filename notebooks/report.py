@@ -98,6 +98,18 @@ with pd.option_context('display.max_colwidth', None):
     display(table.style.set_uuid('claims').hide(axis='index'))
 
 # %% [markdown]
+# ## The tally: the verdict that stands for each of the claims
+#
+# The re-run's verdict where a claim's phase was re-run under the pre-registered design, the benchmark's for the scaling claim, otherwise *not re-run yet* (the first design's verdicts above do not count). The README's first screen quotes these counts (`results/report/tally_<profile>.md`).
+
+# %%
+standing = preregistered.tally(claims, verdicts, table)
+counts = standing.verdict.value_counts().rename_axis('verdict').reset_index(name='claims')
+with open(Path(results_dir, 'report', f'tally_{profile}.md'), 'w') as f:
+    f.write(counts.to_markdown(index=False) + '\n\n' + standing.to_markdown(index=False) + '\n')
+display(counts, standing)
+
+# %% [markdown]
 # ## Learning curves per phase and protocol (mean ± 95 % CI)
 
 # %%

@@ -95,14 +95,16 @@ def test_too_few_seeds_is_inconclusive_with_the_seeds_needed(tmp_path):
     assert row.verdict == "inconclusive" and row["seed pairs needed"] != ""
 
 
-@pytest.mark.parametrize("seeds", [{"hybrid": 3, "transformer": 2}, {"hybrid": 2, "transformer": 2}])
+@pytest.mark.parametrize("seeds", [{"hybrid": 3, "transformer": 2}, {"hybrid": 2, "transformer": 2},
+                                   {"hybrid": 3, "transformer": 0}])
 def test_a_rerun_in_progress_is_not_judged(tmp_path, seeds):
     # runs are written one by one: a phase with a configuration short of seeds, or fewer than 3 seeds, has no verdicts
     per = {"hybrid": [17.0, 18.5, 16.0][:seeds["hybrid"]], "transformer": [32.0, 33.0, 31.5][:seeds["transformer"]]}
+    per = {k: v for k, v in per.items() if v}
     runs = _speech_runs(per=per, step30={"hybrid": [120] * 3, "transformer": [540] * 3},
                         params={"hybrid": 3, "transformer": 5})
     atomic_write_csv(runs, tmp_path / "phase1" / "speech" / "runs.csv")
-    assert claims.verdict_table(ROOT_CLAIMS, tmp_path).empty
+    assert claims.verdict_table(ROOT_CLAIMS, tmp_path).empty     # (a claim naming a configuration without runs: none)
 
 
 def _positions(carried: float, offset: float, seeds=3, chunks=6) -> pd.DataFrame:
@@ -139,3 +141,20 @@ def test_the_preregistration_commit_is_found_from_any_directory_of_the_checkout(
         pytest.skip("not a git checkout")
     top = claims.provenance(repo)
     assert not top.startswith("unknown") and claims.provenance(repo / "notebooks") == top
+
+
+def test_the_tally_has_one_standing_verdict_per_claim(phase1_results):
+    verdicts = claims.verdict_table(ROOT_CLAIMS, phase1_results)
+    first = pd.DataFrame({"claim": ["scaling", "p2_step"], "verdict": ["holds", "holds"]})
+    t = claims.tally(ROOT_CLAIMS, verdicts, first).set_index("claim")
+    assert len(t) == len(ROOT_CLAIMS) and t.loc["p1_acc", "from"] == "re-run"
+    assert t.loc["scaling", "verdict"] == "holds" and t.loc["scaling", "from"] == "benchmark"
+    assert t.loc["p2_step", "verdict"] == "not re-run yet"       # a first-design verdict does not count
+
+
+def test_a_milestone_neither_model_reaches_decides_nothing(tmp_path):
+    runs = _speech_runs(per={"hybrid": [37.0, 38.5, 36.0], "transformer": [39.0, 38.0, 39.5]},
+                        step30={"hybrid": [np.nan] * 3, "transformer": [np.nan] * 3}, params={"hybrid": 3, "transformer": 5})
+    atomic_write_csv(runs, tmp_path / "phase1" / "speech" / "runs.csv")
+    row = claims.verdict_table(ROOT_CLAIMS, tmp_path).set_index("claim").loc["p1_speed"]
+    assert row.verdict == "inconclusive" and row.censored.startswith("neither reaches the milestone by step 600")

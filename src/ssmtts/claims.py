@@ -157,6 +157,10 @@ def comparisons(claims: pd.DataFrame, tables: dict[str, dict[str, pd.DataFrame]]
         else:
             pairs = [(x, resolve_label(y, df)) for x in a for y in str(c.b).split("|")]
         scale, expect = scale_of(c), expect_of(c, column) if c.kind != "reach" else "lower"
+        present = set(df.group)
+        # a configuration the claim names that has no runs yet (a re-run in progress): no verdict, not "inconclusive"
+        if any(g not in present for pair in pairs for g in pair if not g.startswith("bound")):
+            continue
         for ga, gb in pairs:
             va = _series(df, ga, column)
             if gb.startswith("bound"):
@@ -172,6 +176,10 @@ def comparisons(claims: pd.DataFrame, tables: dict[str, dict[str, pd.DataFrame]]
                                      for g, n in miss.items())
                 va, vb = va.fillna(budget + every) / every, vb.fillna(budget + every) / every
             cmp = compare(Comparison(c.claim_id, c.family, ga, gb, expect, scale, float(c.equivalence_margin)), va, vb)
+            if column.startswith("step_to_") and miss.get(ga) == len(va) and miss.get(gb) == len(vb):
+                # neither reaches the milestone within the budget: no order between them, and no equivalence either
+                cmp.p = cmp.p_equiv = np.nan
+                censored = f"neither reaches the milestone by step {budget} ({censored})"
             cmp.censored = censored
             comps.append(cmp)
             seen[(c.claim_id, ga)], seen[(c.claim_id, gb)] = va, vb
@@ -253,4 +261,21 @@ def verdict_table(claims: pd.DataFrame, results_dir, repo=None, min_seeds: int =
                      "seed pairs needed": "" if not np.isfinite(need) else int(need),
                      "censored": "; ".join(x for x in d.censored if x),
                      "pre-registered in": prereg, "results from": commits})
+    return pd.DataFrame(rows)
+
+
+def tally(claims: pd.DataFrame, verdicts: pd.DataFrame, first_design: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every claim with the verdict that currently stands: the re-run's (pre-registered outcome) where its phase
+    was re-run, the benchmark's for claims no phase trains (scaling), else `not re-run yet`. One row per claim."""
+    rerun = verdicts.set_index("claim").verdict if len(verdicts) else pd.Series(dtype=str)
+    other = first_design.set_index("claim").verdict if first_design is not None and len(first_design) else \
+        pd.Series(dtype=str)
+    rows = []
+    for c in claims.itertuples():
+        if c.claim_id in rerun.index:
+            rows.append({"claim": c.claim_id, "phase": c.phase, "verdict": rerun[c.claim_id], "from": "re-run"})
+        elif not str(c.phase).startswith("phase") and c.claim_id in other.index:
+            rows.append({"claim": c.claim_id, "phase": c.phase, "verdict": other[c.claim_id], "from": "benchmark"})
+        else:
+            rows.append({"claim": c.claim_id, "phase": c.phase, "verdict": "not re-run yet", "from": ""})
     return pd.DataFrame(rows)
