@@ -78,6 +78,11 @@ def load(results_dir, phase: str, min_seeds: int = MIN_SEEDS) -> dict[str, pd.Da
             out["speech"] = r
     if (d / "positions.csv").is_file():
         effects = carry_effects(pd.read_csv(d / "positions.csv"))
+        if len(effects) and "git_commit" not in effects and (d / "runs.csv").is_file():
+            runs = pd.read_csv(d / "runs.csv")       # positions.csv names no commit: its stateful runs' rows do
+            if {"protocol", "git_commit"} <= set(runs):
+                stateful = runs[runs.protocol == "stateful"].drop_duplicates("seed").set_index("seed")
+                effects["git_commit"] = effects.seed.map(stateful.git_commit)
         if len(effects):
             out["positions"] = effects
     if (d / "timing.csv").is_file():
