@@ -143,10 +143,10 @@ def generate(model: TTSModel, text_ids, ref_codes, *, durations=None, temperatur
     return Generated(codes.cpu().numpy(), dur[0].cpu().numpy(), ms, encode_ms)
 
 
-@torch.no_grad()
 def _generate_chunks(model: TTSModel, text_ids, dur, style, chunk_frames: int, carry_state: bool, temperature,
                      top_k, gen, encode_ms: float) -> Generated:
-    """text_ids, dur (S,): the whole sentence and its durations -> its codes, chunk by chunk (see `generate`)."""
+    """text_ids, dur (S,): the whole sentence and its durations -> its codes, chunk by chunk (see `generate`; runs
+    under its inference mode)."""
     T, cfg = int(dur.sum()), model.cfg
     ids, dnp = text_ids.cpu().numpy(), dur.cpu().numpy()
     codes = torch.empty(cfg.n_codebooks, T, dtype=torch.long, device=text_ids.device)
