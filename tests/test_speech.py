@@ -131,3 +131,21 @@ def test_phase4_speech_protocol_trains_both_chunk_protocols_and_speaks_in_chunks
     assert sp.loc["stateful", "train_protocol"] == "stateful" and sp.loc["stateless", "train_protocol"] == "stateless"
     assert sp.model_decoder_causal.astype(bool).all() and (sp.model_decoder_input == "none").all()
     assert sp.per.notna().all() and set(res["listening"].label) == {"stateful", "stateless"}
+
+
+def test_paired_difference_of_judge_error_is_paired_and_exact():
+    """Two models on the same sentences: the point difference is the difference of summed rates; a model
+    against itself differs by exactly 0 in every resample; a model that errs on every sentence is
+    worse with an interval that excludes 0; duplicated runs are refused."""
+    import pandas as pd
+    from ssmtts.speech_figures import paired_difference
+    rows = lambda config, edits: [dict(config=config, uid=f"u{i}", durations="predicted", phoneme_edits=e,
+                                       phoneme_len=10) for i, e in enumerate(edits)]
+    s = pd.DataFrame(rows("a", [1, 2, 3, 4]) + rows("b", [0, 0, 1, 1]))
+    d = paired_difference(s, "a", "b")
+    assert d["n"] == 4 and d["diff"] == pytest.approx(100 * 10 / 40 - 100 * 2 / 40)
+    assert 0 < d["lo"] <= d["diff"] <= d["hi"]
+    same = paired_difference(s, "a", "a")
+    assert same["diff"] == same["lo"] == same["hi"] == 0
+    with pytest.raises(ValueError, match="several runs"):
+        paired_difference(pd.concat([s, s]), "a", "b")
