@@ -112,11 +112,13 @@ class BidirectionalMamba(nn.Module):
         y_bwd, _ = self.backwards(x.gather(1, idx))                                         # (B, L, H), reversed time
         return y_fwd + y_bwd.gather(1, idx), None
 
+    _NO_STEPS = "a bidirectional Mamba stack cannot run frame by frame (it reads the future)"
+
     def allocate_state(self, batch: int, device=None, dtype=torch.float32):
-        raise ValueError("a bidirectional Mamba stack cannot run frame by frame (it reads the future)")
+        raise ValueError(self._NO_STEPS)
 
     def step(self, x, state):
-        self.allocate_state(x.shape[0])
+        raise ValueError(self._NO_STEPS)
 
 
 def make_mixer(cfg: ModelConfig, causal: bool) -> nn.Module:
