@@ -180,7 +180,8 @@ def comparisons(claims: pd.DataFrame, tables: dict[str, dict[str, pd.DataFrame]]
                 censored = "; ".join(f"{g}: {n} of {len(df[df.group == g])} seeds not reached by step {budget}"
                                      for g, n in miss.items())
                 va, vb = va.fillna(budget + every) / every, vb.fillna(budget + every) / every
-            cmp = compare(Comparison(c.claim_id, c.family, ga, gb, expect, scale, float(c.equivalence_margin)), va, vb)
+            cmp = compare(Comparison(c.claim_id, c.family, ga, gb, expect, scale, float(c.equivalence_margin),
+                                     hypothesis=f"{column}: {' vs '.join(sorted((ga, gb)))}"), va, vb)
             if column.startswith("step_to_") and miss.get(ga) == len(va) and miss.get(gb) == len(vb):
                 # neither reaches the milestone within the budget: no order between them, and no equivalence either
                 cmp.p = cmp.p_equiv = np.nan
