@@ -24,7 +24,8 @@ comparison, with the claimed direction `expect` (a "higher" or "lower" than b):
                    Bonferroni level alpha / m (Holm's strictest step: an upper bound)
 
 A claim holds when every comparison holds, does not hold when any does not, is equivalent when
-all are equivalent, and is inconclusive otherwise. Exact outcomes (parameter counts) are
+all are equivalent, holds in part when every comparison holds or is equivalent (both occur), and
+is inconclusive otherwise. Exact outcomes (parameter counts) are
 compared exactly. A milestone never reached is censored at the run's budget (`censor_at`): its
 value says "not reached by step N", never a number of its own.
 """
@@ -39,6 +40,7 @@ from scipy import stats
 ALPHA = 0.05
 POWER = 0.8
 VERDICTS = ("holds", "does not hold", "equivalent", "inconclusive")
+CLAIM_VERDICTS = VERDICTS + ("holds in part",)   # a claim of several comparisons: some hold, the rest equivalent
 
 
 @dataclass
@@ -155,6 +157,8 @@ def claim_verdict(verdicts) -> str:
         return "does not hold"
     if v and all(x == "equivalent" for x in v):
         return "equivalent"
+    if v and set(v) == {"holds", "equivalent"}:   # every comparison decided: better than some, level with the rest
+        return "holds in part"
     return "inconclusive"
 
 
