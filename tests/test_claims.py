@@ -158,3 +158,15 @@ def test_a_milestone_neither_model_reaches_decides_nothing(tmp_path):
     atomic_write_csv(runs, tmp_path / "phase1" / "speech" / "runs.csv")
     row = claims.verdict_table(ROOT_CLAIMS, tmp_path).set_index("claim").loc["p1_speed"]
     assert row.verdict == "inconclusive" and row.censored.startswith("neither reaches the milestone by step 600")
+
+
+def test_a_phase_is_complete_once_every_configuration_shares_three_seeds():
+    """Deviation 3: a re-run in progress (a configuration still missing seed 2) is not judged; deviation 9:
+    extra seeds of some configurations do not stop a phase being judged."""
+    from ssmtts.claims import complete
+    runs = lambda seeds: pd.DataFrame([(g, s) for g, ss in seeds.items() for s in ss], columns=["group", "unit"])
+    assert complete(runs({"A": [0, 1, 2], "B": [0, 1, 2]}))
+    assert not complete(runs({"A": [0, 1, 2], "B": [0, 1]}))
+    assert not complete(runs({"A": [0, 1, 2, 3], "B": [0, 1]}))
+    assert complete(runs({"A": [0, 1, 2, 3, 4], "B": [0, 1, 2]}))
+    assert not complete(runs({"A": [0, 1], "B": [0, 1]}))

@@ -257,3 +257,47 @@ def test_the_position_table_scale_is_a_named_config_choice():
     assert "_pos" not in default.cfg.name and strong.cfg.name.endswith("_pos1")
     with pytest.raises(ConfigError, match="pos_emb_std"):
         small("transformer", pos_emb_std=0.0)
+
+
+def test_bidirectional_pure_mamba_looks_ahead_only_where_allowed():
+    """mamba_bidirectional: the text encoder and a decoder that reads no codes look both ways (frame 0
+    changes with later text); a causal decoder stays forward-only; other backbones refuse it."""
+    from ssmtts.models.blocks import BidirectionalMamba
+    torch.manual_seed(0)
+    cfg = small("mamba", decoder_input="none", decoder_causal=False, mamba_bidirectional=True)
+    assert cfg.name.startswith("mamba_bi_L2") and ModelConfig.from_dict(cfg.to_row(prefix="")).mamba_bidirectional
+    model = TTSModel(cfg).eval()
+    assert all(isinstance(b.mixer, BidirectionalMamba) for b in [*model.encoder.blocks, *model.decoder.blocks])
+    x = torch.randn(2, 30, 32)
+    later = x.clone()
+    later[:, 20:] = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        a, _ = model.decoder(x)
+        b, _ = model.decoder(later)
+    assert not torch.allclose(a[:, :5], b[:, :5])         # the first frames hear the last ones
+    with pytest.raises(ValueError, match="frame by frame"):
+        model.allocate_decoder_state(1)
+    causal = TTSModel(small("mamba", decoder_input="none", decoder_causal=True, mamba_bidirectional=True))
+    assert not any(isinstance(b.mixer, BidirectionalMamba) for b in causal.decoder.blocks)
+    assert all(isinstance(b.mixer, BidirectionalMamba) for b in causal.encoder.blocks)
+    with pytest.raises(ConfigError, match="pure Mamba"):
+        small("hybrid", mamba_bidirectional=True)
+
+
+def test_bidirectional_mamba_reverses_each_row_within_its_valid_frames():
+    """A padded row gives its valid frames the same output as the row alone: the backward scan starts at
+    the row's last valid frame, never in its padding."""
+    from ssmtts.models.blocks import BidirectionalMamba, reverse_index
+    idx = reverse_index(torch.tensor([[True] * 3 + [False] * 2, [True] * 5]), 2, 5)
+    assert idx.tolist() == [[2, 1, 0, 3, 4], [4, 3, 2, 1, 0]]
+    torch.manual_seed(0)
+    mixer = BidirectionalMamba(small("mamba", mamba_bidirectional=True)).eval()
+    x = torch.randn(1, 12, 32)
+    padded = torch.cat([x, torch.randn(1, 7, 32)], dim=1)              # garbage after frame 12
+    mask = torch.arange(19)[None] < 12
+    with torch.no_grad():
+        alone, _ = mixer(x)
+        in_batch, _ = mixer(padded, mask=mask)
+    torch.testing.assert_close(in_batch[:, :12], alone, rtol=1e-5, atol=1e-5)
+    flipped, _ = mixer(x.flip(1))      # swapping the two directions' roles: the model is not symmetric,
+    assert not torch.allclose(flipped.flip(1), alone)   # so each direction has its own weights

@@ -131,3 +131,47 @@ def test_phase4_speech_protocol_trains_both_chunk_protocols_and_speaks_in_chunks
     assert sp.loc["stateful", "train_protocol"] == "stateful" and sp.loc["stateless", "train_protocol"] == "stateless"
     assert sp.model_decoder_causal.astype(bool).all() and (sp.model_decoder_input == "none").all()
     assert sp.per.notna().all() and set(res["listening"].label) == {"stateful", "stateless"}
+
+
+def test_paired_difference_of_judge_error_is_paired_and_exact():
+    """Two models on the same sentences: the point difference is the difference of summed rates; a model
+    against itself differs by exactly 0 in every resample; a model that errs on every sentence is
+    worse with an interval that excludes 0; duplicated runs are refused."""
+    import pandas as pd
+    from ssmtts.speech_figures import paired_difference
+    rows = lambda config, edits: [dict(config=config, uid=f"u{i}", durations="predicted", phoneme_edits=e,
+                                       phoneme_len=10) for i, e in enumerate(edits)]
+    s = pd.DataFrame(rows("a", [1, 2, 3, 4]) + rows("b", [0, 0, 1, 1]))
+    d = paired_difference(s, "a", "b")
+    assert d["n"] == 4 and d["diff"] == pytest.approx(100 * 10 / 40 - 100 * 2 / 40)
+    assert 0 < d["lo"] <= d["diff"] <= d["hi"]
+    same = paired_difference(s, "a", "a")
+    assert same["diff"] == same["lo"] == same["hi"] == 0
+    with pytest.raises(ValueError, match="several runs"):
+        paired_difference(pd.concat([s, s]), "a", "b")
+
+
+def test_lookahead_table_compares_each_arm_with_forward_only_pure_mamba(tmp_path):
+    """Deviation 7's table from the committed speech runs plus a made-up bidirectional arm that errs
+    less on every sentence: it is listed as looking ahead in encoder and decoder, with a negative
+    paired difference; without the arm's folder there is no table."""
+    from pathlib import Path
+    from ssmtts.speech_figures import lookahead_table
+    src = Path(__file__).resolve().parents[1] / "results" / "speech"
+    for f in ("runs.csv", "sentences.csv"):
+        (tmp_path / f).write_bytes((src / f).read_bytes())
+    assert lookahead_table(tmp_path) is None
+    forward = speech.speech_model("mamba", "cpu").name
+    arm = speech.speech_model("mamba", "cpu", mamba_bidirectional=True).name
+    runs, sentences = pd.read_csv(src / "runs.csv"), pd.read_csv(src / "sentences.csv")
+    runs = runs[runs.config == forward].assign(config=arm, model_mamba_bidirectional=True, per=20.0)
+    sentences = sentences[sentences.config == forward].assign(config=arm)
+    sentences["phoneme_edits"] = sentences.phoneme_edits // 2
+    (tmp_path / "bidirectional").mkdir()
+    runs.to_csv(tmp_path / "bidirectional" / "runs.csv", index=False)
+    sentences.to_csv(tmp_path / "bidirectional" / "sentences.csv", index=False)
+    table = lookahead_table(tmp_path).set_index("config")
+    assert table.loc[forward, "looks ahead in"] == "nowhere"
+    assert table.loc[arm, "looks ahead in"] == "encoder, decoder" and not table.loc[arm, "streams"]
+    assert table.loc[arm, "minus forward-only pure Mamba [95 % CI]"].startswith("-")
+    assert table.loc[arm, "params"] > table.loc[forward, "params"]

@@ -76,3 +76,22 @@ def test_claim_verdict_and_magnitude():
     assert claim_verdict(["holds", "inconclusive"]) == "inconclusive"
     assert magnitude(0.83, 0.64, "ratio", "holds") == "direction holds, 0.83x vs 0.64x reported"
     assert magnitude(1.2, 9.7, "difference", "holds") == "direction holds, 1.2 vs 9.7 reported"
+
+
+def test_holm_counts_a_hypothesis_two_claims_share_once():
+    """Phase 3's "best" claim repeats its pairwise claims: the same outcome, the same pair (either order) is one
+    hypothesis of the family, adjusted once and given back to both claims; the power calculation works at
+    the family's Bonferroni level."""
+    from ssmtts.verdicts import Comparison, decide
+    def c(claim, a, b, p, hyp):
+        return Comparison(claim, "fam", a, b, "lower", "difference", 3.0, n=3, effect=-1.0, p=p, p_equiv=0.5,
+                          sd=1.0, hypothesis=hyp)
+    df = decide([c("best", "A", "B", 0.01, "per: A vs B"), c("best", "A", "C", 0.04, "per: A vs C"),
+                 c("pair", "B", "A", 0.01, "per: A vs B")])
+    assert df.p_holm.tolist() == pytest.approx([0.02, 0.04, 0.02])      # m = 2, not 3
+    assert df.verdict.tolist() == ["holds", "holds", "holds"]
+    alone = decide([Comparison("x", "f", "A", "B", "lower", "difference", 3.0, n=3, effect=-1.0, p=0.5,
+                               p_equiv=0.5, sd=2.0)])
+    family_of_7 = decide([Comparison(f"x{i}", "f", "A", f"B{i}", "lower", "difference", 3.0, n=3, effect=-1.0,
+                                     p=0.5, p_equiv=0.5, sd=2.0) for i in range(7)])
+    assert family_of_7.seeds_needed.iloc[0] > alone.seeds_needed.iloc[0]

@@ -100,9 +100,12 @@ def load(results_dir, phase: str, min_seeds: int = MIN_SEEDS) -> dict[str, pd.Da
 def complete(runs: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> bool:
     """A phase's speech runs are judged only once complete: every configuration has the same seeds, at least
     `min_seeds` of them (a re-run in progress is written run by run, seed after seed; docs/preregistration.md,
-    deviation 3)."""
+    deviation 3). Seeds beyond those every configuration has (a second stage for some configurations,
+    deviation 9) are allowed: comparisons pair their two groups on their common seeds."""
     seeds = runs.groupby("group").unit.agg(frozenset)
-    return len(seeds) > 0 and seeds.nunique() == 1 and len(seeds.iloc[0]) >= min_seeds
+    if len(seeds) == 0:
+        return False
+    return len(frozenset.intersection(*seeds)) >= min_seeds
 
 
 def carry_effects(pos: pd.DataFrame) -> pd.DataFrame:
@@ -180,7 +183,8 @@ def comparisons(claims: pd.DataFrame, tables: dict[str, dict[str, pd.DataFrame]]
                 censored = "; ".join(f"{g}: {n} of {len(df[df.group == g])} seeds not reached by step {budget}"
                                      for g, n in miss.items())
                 va, vb = va.fillna(budget + every) / every, vb.fillna(budget + every) / every
-            cmp = compare(Comparison(c.claim_id, c.family, ga, gb, expect, scale, float(c.equivalence_margin)), va, vb)
+            cmp = compare(Comparison(c.claim_id, c.family, ga, gb, expect, scale, float(c.equivalence_margin),
+                                     hypothesis=f"{column}: {' vs '.join(sorted((ga, gb)))}"), va, vb)
             if column.startswith("step_to_") and miss.get(ga) == len(va) and miss.get(gb) == len(vb):
                 # neither reaches the milestone within the budget: no order between them, and no equivalence either
                 cmp.p = cmp.p_equiv = np.nan

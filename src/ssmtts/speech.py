@@ -479,12 +479,12 @@ def main(argv=None):
     judge = judge_for(corpus, a.profile)
     jobs = (ablation_jobs(a.profile) if a.what in ("ablation", "all") else []) + \
            (backbone_jobs(a.profile) if a.what in ("backbones", "all") else [])
-    if a.set:
-        jobs = [(n, replace(mc, **_overrides(a.set))) for n, mc in jobs]
     if a.only:
         keep = set(a.only.split(","))
         recipe_of = {speech_model(ABLATION_BACKBONE, a.profile, **kw).name: r for r, kw in DECODER_RECIPES.items()}
         jobs = [(n, mc) for n, mc in jobs if n in keep or recipe_of.get(mc.name) in keep]
+    if a.set:   # after --only: an override may suit only the jobs kept (mamba_bidirectional: pure Mamba)
+        jobs = [(n, replace(mc, **_overrides(a.set))) for n, mc in jobs]
     seen, unique = set(), []
     for n, mc in jobs:                       # the ablation's default-recipe hybrid is the backbone run's hybrid
         if (n, mc.name) not in seen:

@@ -120,3 +120,62 @@ def heard_examples(sentences: pd.DataFrame, wav_dir, per_model: int = 2) -> pd.D
                 rows.append({"model": model, "uid": r.uid, "text": r.text, "heard": r.transcript,
                              "PER %": round(per, 1), "wav": str(path)})
     return pd.DataFrame(rows)
+
+
+def paired_difference(sentences: pd.DataFrame, config_a: str, config_b: str, durations: str = "predicted",
+                      metric: str = PRIMARY_METRIC, n: int = 2000, seed: int = 0) -> dict:
+    """Judge error of `config_a` minus `config_b` on the sentences both generated (points), with a 95 % CI
+    from resampling sentences; paired: each draw of sentences scores both models."""
+    unit = {"per": "phoneme", "cer": "char"}[metric]
+    pick = lambda c: sentences[(sentences.config == c) & (sentences.durations == durations)].set_index("uid")
+    a, b = pick(config_a), pick(config_b)
+    for c, s in ((config_a, a), (config_b, b)):
+        if s.index.has_duplicates:
+            raise ValueError(f"{c} has several runs (seeds) on the same sentences: pick one run per model")
+    uids = a.index.intersection(b.index)
+    if len(uids) < 2:
+        raise ValueError(f"{config_a} and {config_b} share {len(uids)} sentences ({durations} durations): need >= 2")
+    ea, la, eb, lb = (s.loc[uids, f"{unit}_{k}"].to_numpy(float) for s in (a, b) for k in ("edits", "len"))
+    idx = np.random.default_rng(seed).integers(len(uids), size=(n, len(uids)))
+    rate = lambda e, l, i=slice(None): 100.0 * e[i].sum(-1) / np.maximum(1, l[i].sum(-1))
+    draws = rate(ea, la, idx) - rate(eb, lb, idx)
+    return {"a": config_a, "b": config_b, "n": len(uids), "diff": float(rate(ea, la) - rate(eb, lb)),
+            "lo": float(np.percentile(draws, 2.5)), "hi": float(np.percentile(draws, 97.5))}
+
+
+def lookahead_table(out, profile: str = "cpu", durations: str = "predicted") -> pd.DataFrame | None:
+    """Deviation 7's diagnostic (docs/preregistration.md): forward-only pure Mamba beside the pure-Mamba
+    arms that look ahead (`<out>/bidirectional/`, mamba_bidirectional) and the speech runs' hybrids, judge
+    error on the unseen sentences and each one's paired difference from forward-only pure Mamba.
+    None until the bidirectional runs exist."""
+    from pathlib import Path
+
+    from .models import ModelConfig, TTSModel
+    from .speech import speech_model
+    out = Path(out)
+    extra = out / "bidirectional"
+    if not (extra / "sentences.csv").exists():
+        return None
+    runs = pd.concat([pd.read_csv(out / "runs.csv"), pd.read_csv(extra / "runs.csv")], ignore_index=True)
+    sentences = pd.concat([pd.read_csv(out / "sentences.csv"), pd.read_csv(extra / "sentences.csv")], ignore_index=True)
+    runs = runs[runs.durations == durations].drop_duplicates("config", keep="last")
+    forward = speech_model("mamba", profile).name
+    hybrids = [speech_model("hybrid", profile, decoder_causal=c).name for c in (True, False)]
+    keep = [forward] + sorted(c for c in runs.config if c.startswith("mamba_bi_")) + hybrids
+    rows = []
+    for config in keep:
+        r = runs[runs.config == config]
+        if r.empty:
+            continue
+        r = r.iloc[0]
+        cfg = ModelConfig.from_dict({k[len("model_"):]: v for k, v in r.items() if k.startswith("model_")})
+        ahead = ("encoder (centred convolutions)" + (", decoder" if not cfg.decoder_causal else "")
+                 if cfg.backbone == "hybrid" else
+                 ("encoder" + (", decoder" if not cfg.decoder_causal else "")) if cfg.mamba_bidirectional else "nowhere")
+        d = paired_difference(sentences, config, forward, durations) if config != forward else None
+        rows.append({"config": config, "looks ahead in": ahead,
+                     "params": sum(p.numel() for p in TTSModel(cfg).parameters()),
+                     "PER % [95 % CI]": f"{r.per:.1f} [{r.per_lo:.1f}, {r.per_hi:.1f}]",
+                     "minus forward-only pure Mamba [95 % CI]": f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" if d else "-",
+                     "streams": bool(cfg.decoder_causal)})
+    return pd.DataFrame(rows)

@@ -11,17 +11,21 @@ batches, so seed-to-seed variation cancels):
     effect = mean(d) with a 95 % t interval; p = paired t-test (two-sided);
     p_equiv = two one-sided tests (TOST) that |effect| < margin.
 
-Holm's correction runs over every p of a family (and separately over its p_equiv). Verdict of a
+Holm's correction runs over the distinct hypotheses of a family (and separately over their p_equiv):
+two claims that make the same comparison on the same outcome (Phase 3's "best" claim repeats the
+pairwise ones) test one hypothesis, counted once (`Comparison.hypothesis`). Verdict of a
 comparison, with the claimed direction `expect` (a "higher" or "lower" than b):
 
     holds          p_holm < 0.05 and the effect goes the claimed way
     does not hold  p_holm < 0.05 the other way
     equivalent     not different, and p_equiv_holm < 0.05 (the interval sits inside the margin)
     inconclusive   neither; `seeds_needed` says how many seed pairs a paired t-test needs for
-                   80 % power at an effect of one margin, given the spread seen
+                   80 % power at an effect of one margin, given the spread seen, at the family's
+                   Bonferroni level alpha / m (Holm's strictest step: an upper bound)
 
 A claim holds when every comparison holds, does not hold when any does not, is equivalent when
-all are equivalent, and is inconclusive otherwise. Exact outcomes (parameter counts) are
+all are equivalent, holds in part when every comparison holds or is equivalent (both occur), and
+is inconclusive otherwise. Exact outcomes (parameter counts) are
 compared exactly. A milestone never reached is censored at the run's budget (`censor_at`): its
 value says "not reached by step N", never a number of its own.
 """
@@ -36,6 +40,7 @@ from scipy import stats
 ALPHA = 0.05
 POWER = 0.8
 VERDICTS = ("holds", "does not hold", "equivalent", "inconclusive")
+CLAIM_VERDICTS = VERDICTS + ("holds in part",)   # a claim of several comparisons: some hold, the rest equivalent
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Comparison:
     p_equiv: float = np.nan
     sd: float = np.nan               # of the paired differences (log scale for ratios)
     censored: str = ""               # "a: 2 of 3 seeds not reached by step 600", ...
+    hypothesis: str = ""             # outcome and the unordered pair compared; "" = this comparison's own
 
 
 def paired(values_a: pd.Series, values_b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -107,13 +113,13 @@ def holm(p: pd.Series) -> pd.Series:
     return out
 
 
-def seeds_needed(sd: float, margin: float, scale: str) -> float:
-    """Seed pairs for 80 % power (paired t-test, two-sided, alpha 0.05) at an effect of one margin."""
+def seeds_needed(sd: float, margin: float, scale: str, alpha: float = ALPHA) -> float:
+    """Seed pairs for 80 % power (paired t-test, two-sided, at `alpha`) at an effect of one margin."""
     from statsmodels.stats.power import TTestPower
     m = np.log1p(margin) if scale == "ratio" else margin
     if not (np.isfinite(sd) and sd > 0 and m > 0):
         return np.nan
-    return float(np.ceil(TTestPower().solve_power(effect_size=m / sd, alpha=ALPHA, power=POWER,
+    return float(np.ceil(TTestPower().solve_power(effect_size=m / sd, alpha=alpha, power=POWER,
                                                   alternative="two-sided")))
 
 
@@ -122,8 +128,14 @@ def decide(comparisons: list[Comparison]) -> pd.DataFrame:
     df = pd.DataFrame([c.__dict__ for c in comparisons])
     if df.empty:
         return df.assign(p_holm=[], p_equiv_holm=[], verdict=[], seeds_needed=[])
-    df["p_holm"] = df.groupby("family", group_keys=False).p.apply(holm)
-    df["p_equiv_holm"] = df.groupby("family", group_keys=False).p_equiv.apply(holm)
+    # one p per distinct hypothesis of a family, adjusted once and given back to every comparison making it
+    df["hypothesis"] = df.hypothesis.where(df.hypothesis != "", "comparison " + df.index.astype(str))
+    first = df.drop_duplicates(["family", "hypothesis"])
+    for col in ("p", "p_equiv"):
+        adjusted = first.groupby("family", group_keys=False)[col].apply(holm)
+        by_key = dict(zip(zip(first.family, first.hypothesis), adjusted.loc[first.index]))
+        df[col + "_holm"] = [by_key[k] for k in zip(df.family, df.hypothesis)]
+    n_hypotheses = first.groupby("family").size()
     centre = np.where(df.scale == "ratio", 1.0, 0.0)
     sign = np.sign(df.effect - centre)
     want = np.where(df.expect == "higher", 1, -1)
@@ -131,8 +143,8 @@ def decide(comparisons: list[Comparison]) -> pd.DataFrame:
     df["verdict"] = np.select(
         [significant & (sign == want), significant & (sign == -want), df.p_equiv_holm < ALPHA],
         ["holds", "does not hold", "equivalent"], "inconclusive")
-    df["seeds_needed"] = [seeds_needed(r.sd, r.margin, r.scale) if r.verdict == "inconclusive" else np.nan
-                          for r in df.itertuples()]
+    df["seeds_needed"] = [seeds_needed(r.sd, r.margin, r.scale, ALPHA / n_hypotheses[r.family])
+                          if r.verdict == "inconclusive" else np.nan for r in df.itertuples()]
     return df
 
 
@@ -145,6 +157,8 @@ def claim_verdict(verdicts) -> str:
         return "does not hold"
     if v and all(x == "equivalent" for x in v):
         return "equivalent"
+    if v and set(v) == {"holds", "equivalent"}:   # every comparison decided: better than some, level with the rest
+        return "holds in part"
     return "inconclusive"
 
 

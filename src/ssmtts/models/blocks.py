@@ -7,6 +7,7 @@ One residual block wraps one mixer (`MIXERS[cfg.backbone]`):
 
     transformer: Attention                          state KVCache
     mamba:       MambaLayer                         state MambaState
+                 BidirectionalMamba (mamba_bidirectional, stacks that are not causal; no state)
     mamba2:      Mamba2Layer                        state MambaState
     hybrid:      Linear([Mamba(h), Conv_k1(h), Conv_k2(h)])   state HybridState
 
@@ -15,7 +16,8 @@ Every mixer has the same three entry points, and so do the block and the stack:
 frame (generation), `allocate_state(batch)` for a fresh sequence. `causal=True` (audio decoder)
 makes every block read only past frames: attention is masked, convolutions are padded on the left
 and carry their last inputs as state. The text encoder uses `causal=False`: attention and the
-hybrid's convolutions look both ways (its Mamba branches still run forward in time).
+hybrid's convolutions look both ways (its Mamba branches still run forward in time; pure Mamba
+looks both ways only with `mamba_bidirectional`).
 """
 from __future__ import annotations
 
@@ -79,6 +81,46 @@ class HybridMixer(nn.Module):
         return y, HybridState(m_state, prefixes)
 
 
+def reverse_index(mask, batch: int, length: int, device=None) -> torch.Tensor:
+    """(B, L) indices that reverse each row within its valid frames and leave its padding in place:
+    row b of length n reads n-1, ..., 0, n, ..., L-1. Applying it twice gives the identity."""
+    t = torch.arange(length, device=device)                                               # (L,)
+    n = mask.sum(1, keepdim=True) if mask is not None else torch.full((batch, 1), length, device=device)
+    return torch.where(t < n, n - 1 - t, t)                                               # (B, L)
+
+
+class BidirectionalMamba(nn.Module):
+    """Pure Mamba that looks both ways: one Mamba layer reads the sequence forwards, a second reads it
+    backwards (each row reversed within its valid frames, so padding never enters a valid frame), and
+    their outputs are summed (Vim's bidirectional Mamba, with separate layers). Only for stacks that
+    may look ahead (the text encoder; a decoder that reads no codes); it reads whole sequences and
+    carries no state, so it cannot stream."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        H = cfg.d_model
+        self.forwards = MambaLayer(H, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.dt_rank)
+        self.backwards = MambaLayer(H, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.dt_rank)
+
+    def forward(self, x, state=None, mask=None):
+        """x (B, L, H), mask (B, L) True = valid or None -> (y (B, L, H), None)."""
+        if state is not None:
+            raise ValueError("a bidirectional Mamba stack reads whole sequences: it takes no state")
+        B, L, H = x.shape
+        idx = reverse_index(mask, B, L, x.device)[..., None].expand(B, L, H)                 # (B, L, H)
+        y_fwd, _ = self.forwards(x)                                                         # (B, L, H)
+        y_bwd, _ = self.backwards(x.gather(1, idx))                                         # (B, L, H), reversed time
+        return y_fwd + y_bwd.gather(1, idx), None
+
+    _NO_STEPS = "a bidirectional Mamba stack cannot run frame by frame (it reads the future)"
+
+    def allocate_state(self, batch: int, device=None, dtype=torch.float32):
+        raise ValueError(self._NO_STEPS)
+
+    def step(self, x, state):
+        raise ValueError(self._NO_STEPS)
+
+
 def make_mixer(cfg: ModelConfig, causal: bool) -> nn.Module:
     H = cfg.d_model
     if cfg.backbone == "transformer":
@@ -87,6 +129,8 @@ def make_mixer(cfg: ModelConfig, causal: bool) -> nn.Module:
         return Mamba2Layer(H, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.mamba2_head_dim)
     if cfg.backbone == "hybrid":
         return HybridMixer(cfg, causal)
+    if cfg.mamba_bidirectional and not causal:
+        return BidirectionalMamba(cfg)
     return MambaLayer(H, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.dt_rank)
 
 

@@ -42,6 +42,9 @@ class ModelConfig:
     decoder_causal: bool | None = None  # False: attention / convolutions look both ways (only with decoder_input="none");
                                         # None: bidirectional when no codes are read (the ablation's choice), else causal
     prenet_dropout: float = 0.5    # prev_codes_dropout only
+    mamba_bidirectional: bool = False  # mamba only: the stacks that may look both ways (text encoder; a decoder with
+                                       # decoder_causal=False) add a second Mamba layer reading the sequence reversed
+                                       # (Vim's bidirectional Mamba); a causal decoder stays forward-only
     pos_emb_std: float = 0.02      # init scale of the learned position table (text and frames); the text table is
                                    # N(0, 1), so at 0.02 attention starts nearly blind to order (Mamba scans in order)
 
@@ -79,6 +82,8 @@ class ModelConfig:
         elif not self.decoder_causal and self.decoder_input != "none":
             problems.append("a decoder that reads previous-frame codes must be causal (decoder_causal=True): "
                             "looking ahead it would read its own targets")
+        if self.mamba_bidirectional and self.backbone != "mamba":
+            problems.append(f"mamba_bidirectional is for the pure Mamba backbone, not {self.backbone!r}")
         if not 0 <= self.prenet_dropout < 1:
             problems.append(f"prenet_dropout must be in [0, 1), got {self.prenet_dropout}")
         if not self.pos_emb_std > 0:
@@ -113,7 +118,8 @@ class ModelConfig:
         extra = f"_K{self.conv_kernels[0]}-{self.conv_kernels[1]}" if self.backbone == "hybrid" else ""
         emb = f"_Emb{self.d_embed}" if self.d_embed != self.d_model else ""
         pos = f"_pos{self.pos_emb_std:g}" if self.pos_emb_std != 0.02 else ""
-        return f"{self.backbone}_L{self.n_layers}_H{self.d_model}_E{self.expand:g}{extra}{emb}{pos}{self.decoder_tag}"
+        bi = "_bi" if self.mamba_bidirectional else ""
+        return f"{self.backbone}{bi}_L{self.n_layers}_H{self.d_model}_E{self.expand:g}{extra}{emb}{pos}{self.decoder_tag}"
 
     def to_dict(self) -> dict:
         d = asdict(self)
