@@ -66,6 +66,27 @@ else:
     print('no speech runs: run `make speech`')
 
 # %% [markdown]
+# ## Why pure Mamba does not speak: look-ahead (exploratory; deviation 7 of `docs/preregistration.md`)
+# Pure Mamba is forward-only in every stack, its text encoder included: at frame t it has read nothing of the
+# text to come. The arms in `speech/bidirectional/` add a second Mamba layer reading the sequence reversed
+# (`mamba_bidirectional`) in the text encoder only (the decoder causal, so it can stream) or in the encoder
+# and the decoder; seed 0 of the speech recipe at Phase 1's size, on one corpus and judge. Judge PER on the
+# unseen sentences (predicted durations) and each model's paired difference from forward-only pure Mamba
+# (95 % CI, resampling sentences).
+
+# %%
+from ssmtts.speech_figures import lookahead_table
+lookahead = lookahead_table(results_dir, profile)
+if lookahead is None:
+    display(Markdown('Not run yet: `python -m ssmtts.speech --what backbones --only mamba --set mamba_bidirectional=True '
+                     '--out results/speech/bidirectional` (and with `--set decoder_causal=True`; the forward-only '
+                     'model and the causal hybrid into the same folder: `--only mamba`, `--only hybrid --set decoder_causal=True`).'))
+else:
+    Path(results_dir, 'report').mkdir(parents=True, exist_ok=True)
+    lookahead.to_markdown(Path(results_dir, 'report', f'lookahead_{profile}.md'), index=False)
+    display(lookahead)
+
+# %% [markdown]
 # ## Verdicts of the re-run, on the pre-registered outcomes
 #
 # Phases re-run under the pre-registered design (`docs/preregistration.md`; protocol `speech`): each claim judged on its primary outcome (judge PER of free-running speech on unseen text, timing-pass costs, exact parameter counts), paired by seed (by round for timings), Holm-corrected within its family, with an equivalence margin. *inconclusive* rows say how many seed pairs a conclusive test needs.

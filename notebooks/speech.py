@@ -85,23 +85,6 @@ fig = figs.error_curves(curve, baselines)
 fig.savefig(out / f'error_curves_{profile}.png', dpi=110, bbox_inches='tight')
 
 # %% [markdown]
-# ## Why pure Mamba does not speak: look-ahead (exploratory; deviation 7 of `docs/preregistration.md`)
-# Pure Mamba is forward-only in every stack, its text encoder included: at frame t it has read nothing of the
-# text to come. The arms in `results/speech/bidirectional/` add a second Mamba layer reading the sequence
-# reversed (`mamba_bidirectional`) in the encoder only (the decoder causal, so it still streams) or in
-# the encoder and the decoder. Judge PER on the unseen sentences (predicted durations) and each model's
-# paired difference from forward-only pure Mamba (95 % CI, resampling sentences).
-
-# %%
-lookahead = figs.lookahead_table(out, profile)
-if lookahead is None:
-    display(Markdown('Not run yet: `python -m ssmtts.speech --what backbones --only mamba --set mamba_bidirectional=True '
-                     '--out results/speech/bidirectional`, and the same with `--set decoder_causal=True`.'))
-else:
-    lookahead.to_markdown(out / f'lookahead_{profile}.md', index=False)
-    display(lookahead)
-
-# %% [markdown]
 # ## Listen: generated unseen sentences and what the judge heard
 
 # %%

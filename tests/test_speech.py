@@ -152,26 +152,34 @@ def test_paired_difference_of_judge_error_is_paired_and_exact():
 
 
 def test_lookahead_table_compares_each_arm_with_forward_only_pure_mamba(tmp_path):
-    """Deviation 7's table from the committed speech runs plus a made-up bidirectional arm that errs
-    less on every sentence: it is listed as looking ahead in encoder and decoder, with a negative
-    paired difference; without the arm's folder there is no table."""
+    """Deviation 7's table: made-up forward-only and bidirectional pure-Mamba rows (copies of Phase 1's hybrid,
+    seed 0, the bidirectional one erring less on every sentence) beside Phase 1's hybrid: listed as looking
+    ahead nowhere / in encoder and decoder, a negative paired difference; a row of another judge is never
+    pooled; without the arms there is no table."""
     from pathlib import Path
     from ssmtts.speech_figures import lookahead_table
-    src = Path(__file__).resolve().parents[1] / "results" / "speech"
+    src = Path(__file__).resolve().parents[1] / "results" / "phase1" / "speech"
+    (tmp_path / "phase1" / "speech").mkdir(parents=True)
     for f in ("runs.csv", "sentences.csv"):
-        (tmp_path / f).write_bytes((src / f).read_bytes())
+        (tmp_path / "phase1" / "speech" / f).write_bytes((src / f).read_bytes())
     assert lookahead_table(tmp_path) is None
-    forward = speech.speech_model("mamba", "cpu").name
-    arm = speech.speech_model("mamba", "cpu", mamba_bidirectional=True).name
+    hybrid = speech.speech_model("hybrid", "cpu").name
     runs, sentences = pd.read_csv(src / "runs.csv"), pd.read_csv(src / "sentences.csv")
-    runs = runs[runs.config == forward].assign(config=arm, model_mamba_bidirectional=True, per=20.0)
-    sentences = sentences[sentences.config == forward].assign(config=arm)
-    sentences["phoneme_edits"] = sentences.phoneme_edits // 2
-    (tmp_path / "bidirectional").mkdir()
-    runs.to_csv(tmp_path / "bidirectional" / "runs.csv", index=False)
-    sentences.to_csv(tmp_path / "bidirectional" / "sentences.csv", index=False)
+    runs, sentences = runs[(runs.config == hybrid) & (runs.seed == 0)], sentences[(sentences.config == hybrid) & (sentences.seed == 0)]
+    forward = speech.speech_model("mamba", "cpu")
+    arm = speech.speech_model("mamba", "cpu", mamba_bidirectional=True)
+    as_model = lambda df, mc: df.assign(config=mc.name, **({f"model_{k}": v for k, v in mc.to_row(prefix="").items()}
+                                                          if "per" in df else {}))
+    fewer = as_model(sentences, arm).assign(phoneme_edits=sentences.phoneme_edits // 2)
+    other_judge = as_model(runs, forward).assign(config="mamba_bi_other", judge_id="another judge")
+    out = tmp_path / "speech" / "bidirectional"
+    out.mkdir(parents=True)
+    pd.concat([as_model(runs, forward), as_model(runs, arm).assign(per=10.0), other_judge]).to_csv(out / "runs.csv", index=False)
+    pd.concat([as_model(sentences, forward), fewer]).to_csv(out / "sentences.csv", index=False)
     table = lookahead_table(tmp_path).set_index("config")
-    assert table.loc[forward, "looks ahead in"] == "nowhere"
-    assert table.loc[arm, "looks ahead in"] == "encoder, decoder" and not table.loc[arm, "streams"]
-    assert table.loc[arm, "minus forward-only pure Mamba [95 % CI]"].startswith("-")
-    assert table.loc[arm, "params"] > table.loc[forward, "params"]
+    assert list(table.index) == [forward.name, arm.name, hybrid]     # not "mamba_bi_other": another judge
+    assert table.loc[forward.name, "looks ahead in"] == "nowhere"
+    assert table.loc[arm.name, "looks ahead in"] == "encoder, decoder"
+    assert not table.loc[arm.name, "decoder causal (can stream)"]
+    assert table.loc[arm.name, "minus forward-only pure Mamba [95 % CI]"].startswith("-")
+    assert table.loc[arm.name, "params"] > table.loc[forward.name, "params"]

@@ -143,23 +143,34 @@ def paired_difference(sentences: pd.DataFrame, config_a: str, config_b: str, dur
             "lo": float(np.percentile(draws, 2.5)), "hi": float(np.percentile(draws, 97.5))}
 
 
-def lookahead_table(out, profile: str = "cpu", durations: str = "predicted") -> pd.DataFrame | None:
-    """Deviation 7's diagnostic (docs/preregistration.md): forward-only pure Mamba beside the pure-Mamba
-    arms that look ahead (`<out>/bidirectional/`, mamba_bidirectional) and the speech runs' hybrids, judge
-    error on the unseen sentences and each one's paired difference from forward-only pure Mamba.
-    None until the bidirectional runs exist."""
+def lookahead_table(results_dir, profile: str = "cpu", durations: str = "predicted") -> pd.DataFrame | None:
+    """Deviation 7's diagnostic (docs/preregistration.md): forward-only pure Mamba beside the pure-Mamba arms
+    that look ahead (mamba_bidirectional) and the hybrids, seed 0 of the speech recipe at Phase 1's size, judge
+    error on the unseen sentences and each model's paired difference from forward-only pure Mamba.
+
+    Rows come from `speech/bidirectional/` and, for a configuration it lacks, Phase 1's speech runs; only
+    runs of the corpus, codec and judge of the forward-only model there (results of another codec fit are
+    never pooled). None until that model exists there."""
     from pathlib import Path
 
     from .models import ModelConfig, TTSModel
     from .speech import speech_model
-    out = Path(out)
-    extra = out / "bidirectional"
-    if not (extra / "sentences.csv").exists():
+    folders = [Path(results_dir, "speech", "bidirectional"), Path(results_dir, "phase1", "speech")]
+    folders = [f for f in folders if (f / "runs.csv").exists() and (f / "sentences.csv").exists()]
+    if not folders or folders[0].parent.name != "speech":
         return None
-    runs = pd.concat([pd.read_csv(out / "runs.csv"), pd.read_csv(extra / "runs.csv")], ignore_index=True)
-    sentences = pd.concat([pd.read_csv(out / "sentences.csv"), pd.read_csv(extra / "sentences.csv")], ignore_index=True)
-    runs = runs[runs.durations == durations].drop_duplicates("config", keep="last")
+    same = ["judge_id", "codec_id", "corpus_hash"]
+    runs = pd.concat([pd.read_csv(f / "runs.csv") for f in folders], ignore_index=True)
+    sentences = pd.concat([pd.read_csv(f / "sentences.csv") for f in folders], ignore_index=True)
     forward = speech_model("mamba", profile).name
+    reference = runs[(runs.config == forward) & (runs.seed == 0)]
+    if reference.empty:
+        return None
+    key = reference.iloc[0][same]          # the forward-only model's corpus, codec and judge
+    pick = lambda df: df[(df[same] == key).all(axis=1) & (df.seed == 0)]
+    runs = pick(runs)
+    runs = runs[runs.durations == durations].drop_duplicates("config")    # the first folder wins
+    sentences = pick(sentences).drop_duplicates(["config", "uid", "durations"])
     hybrids = [speech_model("hybrid", profile, decoder_causal=c).name for c in (True, False)]
     keep = [forward] + sorted(c for c in runs.config if c.startswith("mamba_bi_")) + hybrids
     rows = []
@@ -177,5 +188,5 @@ def lookahead_table(out, profile: str = "cpu", durations: str = "predicted") -> 
                      "params": sum(p.numel() for p in TTSModel(cfg).parameters()),
                      "PER % [95 % CI]": f"{r.per:.1f} [{r.per_lo:.1f}, {r.per_hi:.1f}]",
                      "minus forward-only pure Mamba [95 % CI]": f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" if d else "-",
-                     "streams": bool(cfg.decoder_causal)})
+                     "decoder causal (can stream)": bool(cfg.decoder_causal)})
     return pd.DataFrame(rows)
