@@ -466,6 +466,7 @@ def main(argv=None):
     p.add_argument("--only", default=None, help="comma-separated backbones or recipes to run (others skipped)")
     p.add_argument("--codec", default=current().codec)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initialisation and data order (runs named ...-s<seed>)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a ModelConfig field of every job (e.g. pos_emb_std=1.0); its name says so")
     p.add_argument("--lr", type=float, default=None, help="another peak learning rate; runs named <name>-lr<lr>")
@@ -489,7 +490,7 @@ def main(argv=None):
     for n, mc in jobs:                       # the ablation's default-recipe hybrid is the backbone run's hybrid
         if (n, mc.name) not in seen:
             seen.add((n, mc.name)), unique.append((n, mc))
-    runs = run_speech(unique, corpus, judge, out, a.profile, steps=a.steps, lr=a.lr)
+    runs = run_speech(unique, corpus, judge, out, a.profile, seed=a.seed, steps=a.steps, lr=a.lr)
     cols = ["model", "config", "durations", "n", "per", "per_lo", "per_hi", "cer", "mcd_db", "dur_mae_frames", "rtf_tokens"]
     print(runs[[c for c in cols if c in runs]].round(2).to_string(index=False))
 
