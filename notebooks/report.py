@@ -75,7 +75,7 @@ else:
 # (95 % CI, resampling sentences).
 
 # %%
-from ssmtts.speech_figures import lookahead_table
+from ssmtts.speech_figures import lookahead_by_seed, lookahead_table
 lookahead = lookahead_table(results_dir, profile)
 if lookahead is None:
     display(Markdown('Not run yet: `python -m ssmtts.speech --what backbones --only mamba --set mamba_bidirectional=True '
@@ -85,6 +85,9 @@ else:
     Path(results_dir, 'report').mkdir(parents=True, exist_ok=True)
     lookahead.to_markdown(Path(results_dir, 'report', f'lookahead_{profile}.md'), index=False)
     display(lookahead)
+    by_seed = lookahead_by_seed(results_dir, profile)   # the addendum: more seeds of the bidirectional arm
+    if by_seed is not None:
+        display(by_seed)
 
 # %% [markdown]
 # ## Verdicts of the re-run, on the pre-registered outcomes

@@ -183,3 +183,21 @@ def test_lookahead_table_compares_each_arm_with_forward_only_pure_mamba(tmp_path
     assert not table.loc[arm.name, "decoder causal (can stream)"]
     assert table.loc[arm.name, "minus forward-only pure Mamba [95 % CI]"].startswith("-")
     assert table.loc[arm.name, "params"] > table.loc[forward.name, "params"]
+
+
+def test_lookahead_by_seed_pairs_the_bidirectional_arm_with_phase1s_hybrid(tmp_path):
+    """Made-up bidirectional runs 3 points below Phase 1's hybrid in every seed: a paired difference of exactly
+    -3.0; nothing without the arm's runs."""
+    from pathlib import Path
+    from ssmtts.speech_figures import lookahead_by_seed
+    src = Path(__file__).resolve().parents[1] / "results" / "phase1" / "speech" / "runs.csv"
+    (tmp_path / "phase1" / "speech").mkdir(parents=True)
+    (tmp_path / "phase1" / "speech" / "runs.csv").write_bytes(src.read_bytes())
+    assert lookahead_by_seed(tmp_path) is None
+    runs = pd.read_csv(src)
+    runs = runs[runs.config == speech.speech_model("hybrid", "cpu").name]
+    arm = runs.assign(config=speech.speech_model("mamba", "cpu", mamba_bidirectional=True).name, per=runs.per - 3.0)
+    (tmp_path / "speech" / "bidirectional").mkdir(parents=True)
+    arm.to_csv(tmp_path / "speech" / "bidirectional" / "runs.csv", index=False)
+    table = lookahead_by_seed(tmp_path)
+    assert table["mean [95 % CI]"].iloc[2] == "-3.0 [-3.0, -3.0]"

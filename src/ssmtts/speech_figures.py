@@ -190,3 +190,29 @@ def lookahead_table(results_dir, profile: str = "cpu", durations: str = "predict
                      "minus forward-only pure Mamba [95 % CI]": f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" if d else "-",
                      "decoder causal (can stream)": bool(cfg.decoder_causal)})
     return pd.DataFrame(rows)
+
+
+def lookahead_by_seed(results_dir, profile: str = "cpu", durations: str = "predicted") -> pd.DataFrame | None:
+    """Deviation 7's addendum: the bidirectional pure Mamba against Phase 1's hybrid (same size, recipe, batches,
+    corpus and judge), judge PER per seed and the paired-by-seed difference with its 95 % t interval.
+    None until both have >= 2 common seeds."""
+    from pathlib import Path
+
+    from .speech import speech_model
+    from .verdicts import Comparison, compare
+    pick = lambda folder, config: (lambda r: r[(r.config == config) & (r.durations == durations)].set_index("seed").per)(
+        pd.read_csv(Path(results_dir, *folder, "runs.csv")))
+    try:
+        bi = pick(("speech", "bidirectional"), speech_model("mamba", profile, mamba_bidirectional=True).name)
+        hybrid = pick(("phase1", "speech"), speech_model("hybrid", profile).name)
+    except FileNotFoundError:
+        return None
+    c = compare(Comparison("lookahead", "-", "bidirectional pure Mamba", "hybrid", "lower", "difference", 3.0), bi, hybrid)
+    if c.n < 2:
+        return None
+    seeds = sorted(set(bi.index) & set(hybrid.index))
+    return pd.DataFrame({"model": ["bidirectional pure Mamba", "hybrid (Phase 1)", "difference, paired by seed"],
+                         "PER % per seed": [", ".join(f"{bi[s]:.1f}" for s in seeds),
+                                            ", ".join(f"{hybrid[s]:.1f}" for s in seeds), ""],
+                         "mean [95 % CI]": [f"{bi[seeds].mean():.1f}", f"{hybrid[seeds].mean():.1f}",
+                                            f"{c.effect:+.1f} [{c.ci_lo:+.1f}, {c.ci_hi:+.1f}]"]})
