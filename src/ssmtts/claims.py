@@ -98,10 +98,10 @@ def load(results_dir, phase: str, min_seeds: int = MIN_SEEDS) -> dict[str, pd.Da
 
 
 def complete(runs: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> bool:
-    """A phase's speech runs are judged only once complete: every configuration has the same seeds, at least
-    `min_seeds` of them (a re-run in progress is written run by run, seed after seed; docs/preregistration.md,
-    deviation 3). Seeds beyond those every configuration has (a second stage for some configurations,
-    deviation 9) are allowed: comparisons pair their two groups on their common seeds."""
+    """A phase's speech runs are judged only once complete: every configuration has the same >= `min_seeds`
+    seeds (a re-run in progress is written run by run, seed after seed; docs/preregistration.md, deviation 3).
+    Seeds beyond those every configuration has (a second stage for some configurations, deviation 9) are
+    allowed: comparisons pair their two groups on their common seeds."""
     seeds = runs.groupby("group").unit.agg(frozenset)
     if len(seeds) == 0:
         return False

@@ -61,13 +61,22 @@ def error_rate(hyps, refs) -> float:
     return 100.0 * edits / max(1, sum(len(r) for r in refs))
 
 
+def resample(n_items: int, n: int = 2000, seed: int = 0) -> np.ndarray:
+    """(n, n_items) indices of n bootstrap draws of the items, from a seeded generator (one draw can score
+    several models, paired)."""
+    return np.random.default_rng(seed).integers(n_items, size=(n, n_items))
+
+
+def pooled_rate(edits: np.ndarray, lengths: np.ndarray, idx=slice(None)) -> np.ndarray:
+    """sum(edits) / sum(lengths) in %, of all items or of each draw of `resample` (one rate per row)."""
+    return 100.0 * edits[idx].sum(-1) / np.maximum(1, lengths[idx].sum(-1))
+
+
 def bootstrap_ci(edits: np.ndarray, lengths: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95 % CI of sum(edits) / sum(lengths) (in %), resampling utterances with a seeded generator."""
     if len(edits) < 2:
         return np.nan, np.nan
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(len(edits), size=(n, len(edits)))
-    rates = 100.0 * edits[idx].sum(1) / np.maximum(1, lengths[idx].sum(1))
+    rates = pooled_rate(edits, lengths, resample(len(edits), n, seed))
     return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
 
 

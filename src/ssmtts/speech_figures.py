@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .judge import PRIMARY_METRIC
+from .judge import PRIMARY_METRIC, pooled_rate, resample
 from .speech import DECODER_RECIPES, summarize_speech
 
 METRIC_NAME = {"per": "phoneme error rate (%)", "cer": "character error rate (%)"}
@@ -136,10 +136,9 @@ def paired_difference(sentences: pd.DataFrame, config_a: str, config_b: str, dur
     if len(uids) < 2:
         raise ValueError(f"{config_a} and {config_b} share {len(uids)} sentences ({durations} durations): need >= 2")
     ea, la, eb, lb = (s.loc[uids, f"{unit}_{k}"].to_numpy(float) for s in (a, b) for k in ("edits", "len"))
-    idx = np.random.default_rng(seed).integers(len(uids), size=(n, len(uids)))
-    rate = lambda e, l, i=slice(None): 100.0 * e[i].sum(-1) / np.maximum(1, l[i].sum(-1))
-    draws = rate(ea, la, idx) - rate(eb, lb, idx)
-    return {"a": config_a, "b": config_b, "n": len(uids), "diff": float(rate(ea, la) - rate(eb, lb)),
+    idx = resample(len(uids), n, seed)
+    draws = pooled_rate(ea, la, idx) - pooled_rate(eb, lb, idx)
+    return {"a": config_a, "b": config_b, "n": len(uids), "diff": float(pooled_rate(ea, la) - pooled_rate(eb, lb)),
             "lo": float(np.percentile(draws, 2.5)), "hi": float(np.percentile(draws, 97.5))}
 
 
@@ -180,9 +179,12 @@ def lookahead_table(results_dir, profile: str = "cpu", durations: str = "predict
             continue
         r = r.iloc[0]
         cfg = ModelConfig.from_dict({k[len("model_"):]: v for k, v in r.items() if k.startswith("model_")})
-        ahead = ("encoder (centred convolutions)" + (", decoder" if not cfg.decoder_causal else "")
-                 if cfg.backbone == "hybrid" else
-                 ("encoder" + (", decoder" if not cfg.decoder_causal else "")) if cfg.mamba_bidirectional else "nowhere")
+        if cfg.backbone == "hybrid":
+            ahead = "encoder (centred convolutions)"
+        else:
+            ahead = "encoder" if cfg.mamba_bidirectional else "nowhere"
+        if ahead != "nowhere" and not cfg.decoder_causal:
+            ahead += ", decoder"
         d = paired_difference(sentences, config, forward, durations) if config != forward else None
         rows.append({"config": config, "looks ahead in": ahead,
                      "params": sum(p.numel() for p in TTSModel(cfg).parameters()),
@@ -200,11 +202,14 @@ def lookahead_by_seed(results_dir, profile: str = "cpu", durations: str = "predi
 
     from .speech import speech_model
     from .verdicts import Comparison, compare
-    pick = lambda folder, config: (lambda r: r[(r.config == config) & (r.durations == durations)].set_index("seed").per)(
-        pd.read_csv(Path(results_dir, *folder, "runs.csv")))
+    def per_by_seed(folder: Path, config: str) -> pd.Series:
+        r = pd.read_csv(folder / "runs.csv")
+        return r[(r.config == config) & (r.durations == durations)].set_index("seed").per
+
     try:
-        bi = pick(("speech", "bidirectional"), speech_model("mamba", profile, mamba_bidirectional=True).name)
-        hybrid = pick(("phase1", "speech"), speech_model("hybrid", profile).name)
+        bi = per_by_seed(Path(results_dir, "speech", "bidirectional"),
+                         speech_model("mamba", profile, mamba_bidirectional=True).name)
+        hybrid = per_by_seed(Path(results_dir, "phase1", "speech"), speech_model("hybrid", profile).name)
     except FileNotFoundError:
         return None
     c = compare(Comparison("lookahead", "-", "bidirectional pure Mamba", "hybrid", "lower", "difference", 3.0), bi, hybrid)

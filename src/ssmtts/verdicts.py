@@ -40,7 +40,6 @@ from scipy import stats
 ALPHA = 0.05
 POWER = 0.8
 VERDICTS = ("holds", "does not hold", "equivalent", "inconclusive")
-CLAIM_VERDICTS = VERDICTS + ("holds in part",)   # a claim of several comparisons: some hold, the rest equivalent
 
 
 @dataclass
