@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ssmtts.models import ModelConfig
+from ssmtts.models.config import ConfigError
 from ssmtts.phases import PHASES, n_params, phase2, phase5_round2, run_phase, width
 from ssmtts.report import claims_table, load_results, pareto_front
 from ssmtts.train.chunks import ChunkSet
@@ -109,6 +110,24 @@ def test_run_phase_rejects_unknown_phase_and_protocol(corpus, tmp_path):
         run_phase("phase4", corpus, "smoke", protocols=["heldout"], out_dir=tmp_path)
     with pytest.raises(ValueError, match="no configuration .'mamba'."):
         run_phase("phase1", corpus, "smoke", labels=["mamba"], out_dir=tmp_path)
+
+
+def test_overrides_parse_as_literals_and_reach_every_configuration_run(corpus, tmp_path):
+    assert ModelConfig.parse_overrides(["mamba_bidirectional=True", "conv_kernels=(5, 7)", "decoder_input=none"]) == \
+        {"mamba_bidirectional": True, "conv_kernels": (5, 7), "decoder_input": "none"}
+    with pytest.raises(ConfigError, match="bogus"):
+        ModelConfig.parse_overrides(["bogus=1"])
+    with pytest.raises(ConfigError, match="FIELD=VALUE"):
+        ModelConfig.parse_overrides(["mamba_bidirectional"])
+    # an override a configuration cannot take fails before anything trains or is written
+    with pytest.raises(ConfigError, match="pure Mamba backbone, not 'hybrid'"):
+        run_phase("phase2", corpus, "smoke", protocols=["speech"], out_dir=tmp_path,
+                  overrides={"mamba_bidirectional": True})
+    assert not (tmp_path / "phase2" / "speech").exists()
+    res = run_phase("phase3", corpus, "smoke", seeds=[0], protocols=["heldout"], labels=["L4_H256_E1.5"],
+                    out_dir=tmp_path, overrides={"mamba_bidirectional": True}, progress=False)
+    assert res["runs"].model_mamba_bidirectional.tolist() == [True]
+    assert res["runs"].run_id.str.contains("mamba_bi_").all()
 
 
 def _runs(phase, values: dict, metric="best_train_acc", protocol="reported", **extra):

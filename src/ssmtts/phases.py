@@ -22,6 +22,7 @@ import torch
 from .corpus.build import Corpus
 from .executors import EXECUTORS, run_jobs
 from .models import ModelConfig, TTSModel
+from .models.config import ConfigError
 from .runtime import SCAN_BACKENDS, configure, current
 from .train.loop import TrainConfig, run_training
 from .train.results import environment_row, upsert_rows
@@ -238,7 +239,7 @@ PHASES = {"phase1": phase1, "phase2": phase2, "phase3": phase3, "phase4": phase4
 
 def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2), out_dir: str | Path = "results",
               protocols=None, device: str | None = None, progress: bool = True, judge=None, labels=None,
-              executor: str | None = None, threads: int = 1, **options) -> dict:
+              executor: str | None = None, threads: int = 1, overrides: dict | None = None, **options) -> dict:
     """Run every (config, protocol, seed) not yet finished and upsert its rows into the CSVs.
 
     Files in out_dir/<phase>/: runs.csv (one row per run), curves.csv (one row per
@@ -251,7 +252,9 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     run two processes side by side); `judge` (default: the profile's) listens to speech runs;
     `executor` (default: the runtime config's, EXECUTOR) "serial" or "ray" (ssmtts.executors: every run a
     task of `threads` CPUs or one GPU, rows written here as they come back); `options` go to the phase
-    function (e.g. embed_widths for phase5).
+    function (e.g. embed_widths for phase5); `overrides` replace ModelConfig fields of every configuration run
+    (e.g. {"mamba_bidirectional": True}: the look-ahead re-run, docs/preregistration.md deviation 10; its
+    configurations are named so, and its runs belong in their own out_dir).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {PROFILES}")
@@ -267,6 +270,8 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
         if missing:
             raise ValueError(f"{phase} has no configuration {sorted(missing)}: it has {[label for label, _ in models]}")
         models = [(label, mc) for label, mc in models if label in labels]
+    if overrides:
+        models = [(label, replace(mc, **overrides)) for label, mc in models]
     unknown = set(protocols or []) - set(trains)
     if unknown:
         raise ValueError(f"{phase} has no protocol {sorted(unknown)}: it defines {sorted(trains)}")
@@ -384,12 +389,23 @@ def main(argv=None):
                    help="the selective scan to use (auto: the fastest available; recorded in every row)")
     p.add_argument("--executor", default=current().executor, choices=EXECUTORS,
                    help="serial, or ray: every run a Ray task (RAY_ADDRESS joins a cluster; see ssmtts.executors)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a ModelConfig field of every configuration run (e.g. mamba_bidirectional=True, "
+                        "with its own --out); the configurations' names say so")
     a = p.parse_args(argv)
+    try:
+        overrides = ModelConfig.parse_overrides(a.set)
+    except ConfigError as e:
+        p.error(str(e))
     configure(threads=a.threads, scan_backend=a.scan_backend, executor=a.executor)
     split = lambda s: s.split(",") if s else None
-    run_phase(a.phase, build_corpus(codec=a.codec), a.profile, seeds=[int(s) for s in a.seeds.split(",")],
-              out_dir=a.out or ("results/smoke" if a.profile == "smoke" else "results"),
-              protocols=split(a.protocols), labels=split(a.labels), executor=a.executor, threads=a.threads or 1)
+    try:
+        run_phase(a.phase, build_corpus(codec=a.codec), a.profile, seeds=[int(s) for s in a.seeds.split(",")],
+                  out_dir=a.out or ("results/smoke" if a.profile == "smoke" else "results"),
+                  protocols=split(a.protocols), labels=split(a.labels), executor=a.executor, threads=a.threads or 1,
+                  overrides=overrides)
+    except ConfigError as e:    # an override a configuration cannot take (e.g. mamba_bidirectional on a hybrid)
+        p.error(str(e))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import json
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ from .corpus.text import TextError
 from .files import atomic_torch_save
 from .judge import PRIMARY_METRIC, Judge, bootstrap_ci, null_inputs, one_per_sentence, roundtrip_wav
 from .models import ModelConfig, TTSModel
+from .models.config import ConfigError
 from .models.generate import generate
 from .runtime import current
 from .train.data import pick_reference
@@ -436,23 +437,6 @@ def publish_speaker(out: Path, corpus: Corpus, profile: str = "cpu", backbones=S
     return info
 
 
-def _overrides(pairs: list[str]) -> dict:
-    """FIELD=VALUE strings -> ModelConfig overrides; values read as Python literals (1.0, False, (3, 5)),
-    anything else as a string ("none")."""
-    import ast
-    known = {f.name for f in fields(ModelConfig)}
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in known:
-            raise SystemExit(f"error: --set {pair!r}: expected FIELD=VALUE with FIELD a ModelConfig field")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
-
-
 def main(argv=None):
     """`python -m ssmtts.speech`: the decoder ablation and/or the speech run per backbone (resumable)."""
     import argparse
@@ -485,7 +469,10 @@ def main(argv=None):
         recipe_of = {speech_model(ABLATION_BACKBONE, a.profile, **kw).name: r for r, kw in DECODER_RECIPES.items()}
         jobs = [(n, mc) for n, mc in jobs if n in keep or recipe_of.get(mc.name) in keep]
     if a.set:   # after --only: an override may suit only the jobs kept (mamba_bidirectional: pure Mamba)
-        jobs = [(n, replace(mc, **_overrides(a.set))) for n, mc in jobs]
+        try:
+            jobs = [(n, replace(mc, **ModelConfig.parse_overrides(a.set))) for n, mc in jobs]
+        except ConfigError as e:
+            p.error(str(e))
     seen, unique = set(), []
     for n, mc in jobs:                       # the ablation's default-recipe hybrid is the backbone run's hybrid
         if (n, mc.name) not in seen:

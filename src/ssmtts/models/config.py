@@ -133,6 +133,23 @@ class ModelConfig:
         return {prefix + k: v for k, v in d.items()}
 
     @classmethod
+    def parse_overrides(cls, pairs: list[str]) -> dict:
+        """FIELD=VALUE strings (a CLI's --set) -> overrides for `dataclasses.replace`; values read as Python
+        literals (1.0, False, (3, 5)), anything else as a string ("none")."""
+        import ast
+        known = {f.name for f in fields(cls)}
+        out = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or key not in known:
+                raise ConfigError(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of {sorted(known)}")
+            try:
+                out[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                out[key] = value
+        return out
+
+    @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
