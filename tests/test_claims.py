@@ -141,6 +141,30 @@ def test_the_preregistration_commit_is_found_from_any_directory_of_the_checkout(
         pytest.skip("not a git checkout")
     top = claims.provenance(repo)
     assert not top.startswith("unknown") and claims.provenance(repo / "notebooks") == top
+    # a deviation's commit: the one that first wrote its text, at or after the file's first commit
+    dev = claims.provenance(repo, claims.LOOKAHEAD_DEVIATION)
+    if dev.startswith("unknown"):
+        pytest.skip("a checkout without the history of docs/preregistration.md")
+    import subprocess
+    assert subprocess.run(["git", "merge-base", "--is-ancestor", top, dev], cwd=repo).returncode == 0
+    assert claims.LOOKAHEAD_DEVIATION in subprocess.run(["git", "show", f"{dev}:docs/preregistration.md"], cwd=repo,
+                                                         capture_output=True, text=True).stdout
+
+
+def test_the_best_configuration_of_each_folder_and_whether_it_speaks(tmp_path):
+    for folder, per in (("forward", {"a": [32, 33, 31], "b": [34, 35, 36]}),
+                        ("lookahead", {"a": [14, 15, 13], "b": [26, 24, 28]})):
+        (tmp_path / folder / "phase5" / "speech").mkdir(parents=True)
+        _speech_runs(per, {k: [None] * 3 for k in per}, {k: 1 for k in per}).to_csv(
+            tmp_path / folder / "phase5" / "speech" / "runs.csv", index=False)
+    (tmp_path / "forward" / "phase4" / "speech").mkdir(parents=True)          # a re-run in progress: left out
+    _speech_runs({"a": [20, 21], "b": [22, 23]}, {"a": [None] * 2, "b": [None] * 2}, {"a": 1, "b": 1}).to_csv(
+        tmp_path / "forward" / "phase4" / "speech" / "runs.csv", index=False)
+    best = claims.best_configurations({"forward": tmp_path / "forward", "look-ahead": tmp_path / "lookahead"})
+    assert best.phase.tolist() == ["phase5", "phase5"]
+    assert best["best configuration"].tolist() == ["a = a_L4_H128", "a = a_L4_H128"]
+    assert best["PER % (mean)"].tolist() == [32.0, 14.0] and best["next best PER %"].tolist() == [35.0, 26.0]
+    assert best["speaks (<= 25 %)"].tolist() == ["no", "yes"]
 
 
 def test_the_tally_has_one_standing_verdict_per_claim(phase1_results):

@@ -13,7 +13,7 @@ from ssmtts import speech
 from ssmtts.corpus.text import UnknownCharacterError
 from ssmtts.judge import judge_for
 from ssmtts.models import TTSModel
-from ssmtts.speak import NoSpeakerError, speak
+from ssmtts.speak import CodecMismatchError, NoSpeakerError, speak
 from ssmtts.speech import export_model, load_model, speech_model
 
 
@@ -65,11 +65,31 @@ def test_publish_speaker_retrains_a_run_whose_weights_are_missing(corpus, smoke_
     speech.publish_speaker(out, corpus, "smoke", ["hybrid"])
     again = torch.load(out / "speaker.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(kept[k], again[k]) for k in kept)
+    assert json.loads((out / "speaker.json").read_text())["codec_id"] == corpus.codec_id
+    # a speaker published on another machine's codec fit (committed results) is replaced, not kept
+    meta = json.loads((out / "speaker.json").read_text())
+    (out / "speaker.json").write_text(json.dumps({**meta, "codec_id": "melkmeans8x1024-another-fit"}))
+    speech.publish_speaker(out, corpus, "smoke", ["hybrid"])
+    assert json.loads((out / "speaker.json").read_text())["codec_id"] == corpus.codec_id
 
 
 def test_speak_names_the_command_that_makes_a_missing_model(tmp_path):
     with pytest.raises(NoSpeakerError, match="make speech"):
         speak("Dzień dobry.", model_path=tmp_path / "none.pt")
+
+
+def test_speak_refuses_a_model_of_another_codecs_tokens(corpus, tmp_path):
+    path = tmp_path / "speaker.pt"
+    model = TTSModel(speech_model("mamba", "smoke"))
+    with torch.no_grad():                   # every symbol 2 frames
+        model.duration[-1].weight.zero_(), model.duration[-1].bias.fill_(np.log1p(2.0))
+    export_model(model, path)
+    path.with_suffix(".json").write_text(json.dumps({"run_id": "r", "codec_id": "melkmeans8x1024-another-fit"}))
+    with pytest.raises(CodecMismatchError, match=f"melkmeans8x1024-another-fit.*{corpus.codec_id}.*make speech"):
+        speak("Dzień dobry.", model_path=path, corpus=corpus)
+    path.with_suffix(".json").write_text(json.dumps({"run_id": "r", "codec_id": corpus.codec_id}))
+    wav, info = speak("Dzień dobry.", model_path=path, corpus=corpus)
+    assert info["trained_run"] == "r"
 
 
 def test_speak_cli_writes_a_wav_and_rejects_bad_text(corpus, tmp_path):

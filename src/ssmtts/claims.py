@@ -32,6 +32,10 @@ import pandas as pd
 from .first_design import resolve_label
 from .verdicts import Comparison, claim_verdict, compare, decide, magnitude
 
+# The look-ahead re-run (docs/preregistration.md, deviation 10): Phases 4 and 5 with mamba_bidirectional, in
+# results/<LOOKAHEAD_DIR>/<phase>/speech/, judged as a second tally beside the first
+LOOKAHEAD_DIR = "lookahead"
+LOOKAHEAD_DEVIATION = "10. **A look-ahead re-run of Phases 4 and 5"
 SPEAKS_BOUND = 25.0     # PER (%) at or under which a model "speaks" (docs/preregistration.md)
 MIN_SEEDS = 3           # the pre-registered design's seeds per configuration
 MILESTONE = 30          # the speed-of-learning milestone: first listening with PER <= 30 %
@@ -215,28 +219,33 @@ def _magnitude(d: pd.DataFrame, claim, verdict: str) -> str:
     return text
 
 
-def provenance(repo=None) -> str:
-    """The commit that pre-registered the outcomes (the one that added docs/preregistration.md). The pathspec is
-    anchored at the repository's top (`:(top)`), so the answer does not depend on the working directory (the
-    report notebook runs in notebooks/)."""
+def provenance(repo=None, added: str | None = None) -> str:
+    """The commit that pre-registered the outcomes (the one that added docs/preregistration.md), or with `added`
+    the first commit whose docs/preregistration.md contains that text (a deviation, e.g. LOOKAHEAD_DEVIATION). The
+    pathspec is anchored at the repository's top (`:(top)`), so the answer does not depend on the working
+    directory (the report notebook runs in notebooks/)."""
+    which = ["--diff-filter=A"] if added is None else [f"-S{added}"]
     try:
-        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=%h", "--", ":(top)docs/preregistration.md"],
+        out = subprocess.run(["git", "log", *which, "--format=%h", "--", ":(top)docs/preregistration.md"],
                              capture_output=True, text=True, cwd=repo, timeout=20)
         return out.stdout.split()[-1] if out.returncode == 0 and out.stdout.split() else "unknown (no git history)"
     except (OSError, subprocess.SubprocessError):
         return "unknown (no git history)"
 
 
-def verdict_table(claims: pd.DataFrame, results_dir, repo=None, min_seeds: int = MIN_SEEDS) -> pd.DataFrame:
+def verdict_table(claims: pd.DataFrame, results_dir, repo=None, min_seeds: int = MIN_SEEDS,
+                  preregistered_by: str | None = None) -> pd.DataFrame:
     """One row per claim of a re-run phase: what ran, primary outcome, values, effect, verdict, provenance.
-    A phase's speech runs count once every configuration has the same >= min_seeds seeds (`complete`)."""
+    A phase's speech runs count once every configuration has the same >= min_seeds seeds (`complete`).
+    `preregistered_by`: text of docs/preregistration.md that pre-registered this folder's runs (a deviation;
+    default: the file's first commit)."""
     phases = sorted({p for p in claims.phase if str(p).startswith("phase")})
     tables = {p: t for p in phases if (t := load(results_dir, p, min_seeds))}
     comps, seen = comparisons(claims, tables)
     if not comps:
         return pd.DataFrame()
     decided = decide(comps)
-    prereg = provenance(repo)
+    prereg = provenance(repo, preregistered_by)
     rows = []
     for c in claims.itertuples():
         d = decided[decided.claim_id == c.claim_id]
@@ -287,4 +296,26 @@ def tally(claims: pd.DataFrame, verdicts: pd.DataFrame, first_design: pd.DataFra
             rows.append({"claim": c.claim_id, "phase": c.phase, "verdict": other[c.claim_id], "from": "benchmark"})
         else:
             rows.append({"claim": c.claim_id, "phase": c.phase, "verdict": "not re-run yet", "from": ""})
+    return pd.DataFrame(rows)
+
+
+def best_configurations(folders: dict[str, Path | str], min_seeds: int = MIN_SEEDS) -> pd.DataFrame:
+    """Each re-run phase's best configuration in each results folder (lowest mean judge PER over its seeds, unseen
+    sentences, predicted durations) and whether it speaks (mean PER <= SPEAKS_BOUND), the design's "every
+    phase's best configuration speaks". `folders`: a name per results folder (e.g. forward-only, look-ahead).
+    Phases whose speech runs are not complete (`complete`) are left out."""
+    rows = []
+    for name, folder in folders.items():
+        for phase in sorted(p.name for p in Path(folder).glob("phase*") if p.is_dir()):
+            r = load(folder, phase, min_seeds).get("speech")
+            if r is None:
+                continue
+            per = r.groupby(["group", "config"]).per
+            best = per.mean().idxmin()
+            seeds = r[(r.group == best[0]) & (r.config == best[1])].sort_values("seed")
+            rows.append({"phase": phase, "runs": name, "best configuration": f"{best[0]} = {best[1]}",
+                         "seeds": len(seeds), "PER % (mean)": round(seeds.per.mean(), 1),
+                         "PER % by seed": ", ".join(f"{v:.1f}" for v in seeds.per),
+                         "next best PER %": round(per.mean().drop(best).min(), 1) if per.ngroups > 1 else np.nan,
+                         f"speaks (<= {SPEAKS_BOUND:g} %)": "yes" if seeds.per.mean() <= SPEAKS_BOUND else "no"})
     return pd.DataFrame(rows)

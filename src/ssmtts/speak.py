@@ -33,6 +33,11 @@ class NoSpeakerError(FileNotFoundError):
     pass
 
 
+class CodecMismatchError(ValueError):
+    """The model predicts another codec's tokens than the corpus decodes with (e.g. a speaker.pt trained on another
+    machine's offline-codec fit, or on EnCodec): its speech would decode to noise."""
+
+
 def voice_reference(corpus: Corpus, voice: int, frames: int):
     """The style reference for a voice: its first training utterance long enough to fill `frames`."""
     voices = sorted({u.speaker for u in corpus.split("train")})
@@ -46,13 +51,20 @@ def voice_reference(corpus: Corpus, voice: int, frames: int):
 def speak(text: str, voice: int = 0, model_path: str | Path | None = None, corpus: Corpus | None = None,
           temperature: float = 0.0, seed: int = 0, device: str = "cpu"):
     """Text -> (24 kHz float32 waveform, info dict). Raises NoSpeakerError naming the command that
-    makes the default model, TextError / UnknownCharacterError for text it cannot speak."""
+    makes the default model, CodecMismatchError for a model of another codec's tokens, TextError /
+    UnknownCharacterError for text it cannot speak."""
     path = Path(model_path) if model_path else DEFAULT_SPEAKER
     if not path.is_file():
         raise NoSpeakerError(f"no trained model at {path}: `make speech` trains the speech models and writes "
                              f"{DEFAULT_SPEAKER.relative_to(REPO_ROOT)} (or pass a model file)")
-    model = load_model(path, device)
     corpus = corpus or build_corpus(codec=current().codec)
+    meta = path.with_suffix(".json")         # written beside speaker.pt by `make speech`: the run it came from
+    trained = json.loads(meta.read_text()) if meta.is_file() else {}
+    if trained.get("codec_id", corpus.codec_id) != corpus.codec_id:
+        raise CodecMismatchError(f"{path} was trained on tokens of codec {trained['codec_id']}, but this corpus "
+                                 f"decodes codec {corpus.codec_id}: its speech would be noise. `make speech` trains "
+                                 f"a model on this machine's codec (or pass --model, or CODEC=... for that codec)")
+    model = load_model(path, device)
     ref, ref_uid = voice_reference(corpus, voice, model.cfg.style_frames)
     t0 = time.perf_counter()
     g = generate_from_text(model, text, ref, temperature=temperature, seed=seed)
@@ -62,9 +74,8 @@ def speak(text: str, voice: int = 0, model_path: str | Path | None = None, corpu
     info = {"model": str(path), "config": model.cfg.name, "voice": voice, "reference": ref_uid, "frames": g.n_frames,
             "seconds": audio_s, "rtf_tokens": gen_s / audio_s, "rtf_total": (time.perf_counter() - t0) / audio_s,
             "codec_id": corpus.codec_id}
-    meta = path.with_suffix(".json")
-    if meta.is_file():
-        info["trained_run"] = json.loads(meta.read_text()).get("run_id")
+    if trained:
+        info["trained_run"] = trained.get("run_id")
     return np.asarray(wav, np.float32), info
 
 

@@ -424,10 +424,12 @@ def publish_speaker(out: Path, corpus: Corpus, profile: str = "cpu", backbones=S
     info = {"run_id": best.run_id, "config": best.config, "backbone": best.backbone, PRIMARY_METRIC: float(best[PRIMARY_METRIC]),
             "cer": float(best.cer), "judge_id": best.judge_id, "codec_id": best.codec_id, "corpus_hash": best.corpus_hash}
     speaker, meta = out / "speaker.pt", out / "speaker.json"
-    if speaker.is_file() and meta.is_file() and json.loads(meta.read_text())["run_id"] == best.run_id:
-        return info
+    published = json.loads(meta.read_text()) if speaker.is_file() and meta.is_file() else {}
+    if published.get("run_id") == best.run_id and published.get("codec_id") == corpus.codec_id:
+        return info     # (a speaker of another machine's codec fit is replaced: its tokens would decode to noise)
     export = out / "models" / f"{best.run_id}.pt"
     if not export.is_file():
+        info["codec_id"] = corpus.codec_id      # retrained here: on this corpus's codec, whatever runs.csv's was
         mc = speech_model(best.backbone, profile)
         print(f"[speech] {best.run_id}: weights not here (a fresh clone keeps CSVs), retraining it (seed {best.seed}) ...")
         res = run_training(mc, speech_training(profile), corpus, int(best.seed), best.run_id, out / "checkpoints", device)
