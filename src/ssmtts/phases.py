@@ -271,7 +271,7 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
             raise ValueError(f"{phase} has no configuration {sorted(missing)}: it has {[label for label, _ in models]}")
         models = [(label, mc) for label, mc in models if label in labels]
     if overrides:
-        models = [(label, replace(mc, **overrides)) for label, mc in models]
+        models = [(label, mc.with_overrides(overrides)) for label, mc in models]
     unknown = set(protocols or []) - set(trains)
     if unknown:
         raise ValueError(f"{phase} has no protocol {sorted(unknown)}: it defines {sorted(trains)}")
