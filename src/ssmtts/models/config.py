@@ -145,7 +145,7 @@ class ModelConfig:
 
     @classmethod
     def parse_overrides(cls, pairs: list[str]) -> dict:
-        """FIELD=VALUE strings (a CLI's --set) -> overrides for `dataclasses.replace`; values read as Python
+        """FIELD=VALUE strings (a CLI's --set) -> overrides for `with_overrides`; values read as Python
         literals (1.0, False, (3, 5)), anything else as a string ("none")."""
         import ast
         known = {f.name for f in fields(cls)}
