@@ -124,6 +124,10 @@ def test_overrides_parse_as_literals_and_reach_every_configuration_run(corpus, t
         run_phase("phase2", corpus, "smoke", protocols=["speech"], out_dir=tmp_path,
                   overrides={"mamba_bidirectional": True})
     assert not (tmp_path / "phase2" / "speech").exists()
+    # a change the configuration's name would not show is refused (its runs would share the unchanged one's ids)
+    with pytest.raises(ConfigError, match="d_state.*would not show"):
+        run_phase("phase3", corpus, "smoke", protocols=["heldout"], out_dir=tmp_path, overrides={"d_state": 8})
+    assert ModelConfig(dropout=0.1).name == ModelConfig().name.replace("_E1.5", "_E1.5_drop0.1")
     res = run_phase("phase3", corpus, "smoke", seeds=[0], protocols=["heldout"], labels=["L4_H256_E1.5"],
                     out_dir=tmp_path, overrides={"mamba_bidirectional": True}, progress=False)
     assert res["runs"].model_mamba_bidirectional.tolist() == [True]

@@ -271,7 +271,7 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
             raise ValueError(f"{phase} has no configuration {sorted(missing)}: it has {[label for label, _ in models]}")
         models = [(label, mc) for label, mc in models if label in labels]
     if overrides:
-        models = [(label, replace(mc, **overrides)) for label, mc in models]
+        models = [(label, mc.with_overrides(overrides)) for label, mc in models]
     unknown = set(protocols or []) - set(trains)
     if unknown:
         raise ValueError(f"{phase} has no protocol {sorted(unknown)}: it defines {sorted(trains)}")
@@ -393,18 +393,15 @@ def main(argv=None):
                    help="override a ModelConfig field of every configuration run (e.g. mamba_bidirectional=True, "
                         "with its own --out); the configurations' names say so")
     a = p.parse_args(argv)
-    try:
-        overrides = ModelConfig.parse_overrides(a.set)
-    except ConfigError as e:
-        p.error(str(e))
     configure(threads=a.threads, scan_backend=a.scan_backend, executor=a.executor)
     split = lambda s: s.split(",") if s else None
-    try:
+    try:    # a bad --set, or an override a configuration cannot take (e.g. mamba_bidirectional on a hybrid)
+        overrides = ModelConfig.parse_overrides(a.set)
         run_phase(a.phase, build_corpus(codec=a.codec), a.profile, seeds=[int(s) for s in a.seeds.split(",")],
                   out_dir=a.out or ("results/smoke" if a.profile == "smoke" else "results"),
                   protocols=split(a.protocols), labels=split(a.labels), executor=a.executor, threads=a.threads or 1,
                   overrides=overrides)
-    except ConfigError as e:    # an override a configuration cannot take (e.g. mamba_bidirectional on a hybrid)
+    except ConfigError as e:
         p.error(str(e))
 
 

@@ -472,7 +472,8 @@ def main(argv=None):
         jobs = [(n, mc) for n, mc in jobs if n in keep or recipe_of.get(mc.name) in keep]
     if a.set:   # after --only: an override may suit only the jobs kept (mamba_bidirectional: pure Mamba)
         try:
-            jobs = [(n, replace(mc, **ModelConfig.parse_overrides(a.set))) for n, mc in jobs]
+            overrides = ModelConfig.parse_overrides(a.set)
+            jobs = [(n, mc.with_overrides(overrides)) for n, mc in jobs]
         except ConfigError as e:
             p.error(str(e))
     seen, unique = set(), []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 BACKBONES = ("transformer", "hybrid", "mamba", "mamba2")
 # What the audio decoder reads besides the regulated text, the style and the frame position:
@@ -119,7 +119,18 @@ class ModelConfig:
         emb = f"_Emb{self.d_embed}" if self.d_embed != self.d_model else ""
         pos = f"_pos{self.pos_emb_std:g}" if self.pos_emb_std != 0.02 else ""
         bi = "_bi" if self.mamba_bidirectional else ""
-        return f"{self.backbone}{bi}_L{self.n_layers}_H{self.d_model}_E{self.expand:g}{extra}{emb}{pos}{self.decoder_tag}"
+        drop = f"_drop{self.dropout:g}" if self.dropout else ""
+        return f"{self.backbone}{bi}_L{self.n_layers}_H{self.d_model}_E{self.expand:g}{extra}{emb}{pos}{drop}{self.decoder_tag}"
+
+    def with_overrides(self, overrides: dict) -> "ModelConfig":
+        """`replace(self, **overrides)`, refusing a change its name would not show: run ids are built from names,
+        so two models of one name would share a run id and a finished run would be taken for the other."""
+        unnamed = [k for k, v in overrides.items() if v != getattr(self, k) and replace(self, **{k: v}).name == self.name]
+        if unnamed:
+            raise ConfigError(f"--set {', '.join(unnamed)}: the configuration's name ({self.name}) would not show this "
+                              "change, so its runs would be mistaken for the unchanged model's; add the field to "
+                              "ModelConfig.name first")
+        return replace(self, **overrides)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -134,7 +145,7 @@ class ModelConfig:
 
     @classmethod
     def parse_overrides(cls, pairs: list[str]) -> dict:
-        """FIELD=VALUE strings (a CLI's --set) -> overrides for `dataclasses.replace`; values read as Python
+        """FIELD=VALUE strings (a CLI's --set) -> overrides for `with_overrides`; values read as Python
         literals (1.0, False, (3, 5)), anything else as a string ("none")."""
         import ast
         known = {f.name for f in fields(cls)}
