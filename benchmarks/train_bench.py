@@ -64,6 +64,27 @@ def shape_configs(shape: str, profile: str):
 
 
 # ---------------------------------------------------------------- one measurement (child process)
+def known_fields(cls, values: dict):
+    """cls(**values) with the fields this tree's cls knows, and the rest: a newer tree's config carries fields
+    an older one lacks; check_dropped (parent) accepts only those left at their default."""
+    from dataclasses import fields
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names}), {k: v for k, v in values.items() if k not in names}
+
+
+def check_dropped(tree: Path, dropped: dict):
+    """A baseline that ignores a field must be training the same model: the field must be at its default here."""
+    from dataclasses import MISSING, fields
+    from ssmtts.models import ModelConfig
+    from ssmtts.train.loop import TrainConfig
+    for kind, cls in (("model", ModelConfig), ("train", TrainConfig)):
+        defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        for k, v in dropped.get(kind, {}).items():
+            if k not in defaults or defaults[k] != v:
+                raise RuntimeError(f"{tree.name} has no {kind} field {k!r}, and this configuration sets it to {v!r} "
+                                   f"(default {defaults.get(k, 'none')!r}): the trees would train different models")
+
+
 def measure(what: str, shape: str, backbone: str, steps: int) -> dict:
     import torch
     from ssmtts.corpus.build import build_corpus
@@ -73,9 +94,8 @@ def measure(what: str, shape: str, backbone: str, steps: int) -> dict:
     # configurations come from this (new) tree, as dicts, so that both trees train the same model
     import ssmtts
     cfg = json.loads(os.environ["BENCH_CONFIG"])
-    mc, tc_fields = ModelConfig(**cfg["model"]), cfg["train"]
     from ssmtts.train.loop import TrainConfig
-    tc = TrainConfig(**tc_fields)
+    (mc, dropped_model), (tc, dropped_train) = known_fields(ModelConfig, cfg["model"]), known_fields(TrainConfig, cfg["train"])
     if what == "step":   # a short run: `steps` timed steps after the warm-up, one tiny evaluation at the end
         tc = replace(tc, steps=tc.timing_warmup + steps, eval_every=10**6, eval_train_items=1, eval_val_items=1,
                      checkpoint_every=10**6)
@@ -85,7 +105,8 @@ def measure(what: str, shape: str, backbone: str, steps: int) -> dict:
     s = res["summary"]
     out = {"config": mc.name, "params": int(s["params_total"]), "step_ms": s["step_ms"], "fwd_ms": s["fwd_ms"],
            "bwd_ms": s["bwd_ms"], "opt_ms": s["opt_ms"], "run_wall_s": wall, "train_wall_s": s["train_wall_s"],
-           "threads": torch.get_num_threads(), "package": str(Path(ssmtts.__file__).parents[2])}
+           "threads": torch.get_num_threads(), "package": str(Path(ssmtts.__file__).parents[2]),
+           "dropped": {"model": dropped_model, "train": dropped_train}}
     if what == "run":
         out["final_val_acc"] = s["final_val_acc"]
         out["final_train_loss_ce"] = float(res["curve"].train_loss_ce.iloc[-1])
@@ -151,6 +172,8 @@ def child(tree: Path, args: list[str], config: dict) -> dict | list:
     res = json.loads(out.stdout.strip().splitlines()[-1])
     if isinstance(res, dict) and Path(res.pop("package")).resolve() != tree.resolve():
         raise RuntimeError(f"the child for {tree} imported ssmtts from elsewhere")
+    if isinstance(res, dict):
+        check_dropped(tree, res.pop("dropped"))
     return res
 
 

@@ -148,7 +148,7 @@ display(counts, standing)
 lookahead_dir = Path(results_dir, preregistered.LOOKAHEAD_DIR)
 best = preregistered.best_configurations({'forward-only (the tally)': results_dir,
                                           'look-ahead (deviation 10)': lookahead_dir})
-second = preregistered.verdict_table(claims, lookahead_dir, preregistered_by=preregistered.LOOKAHEAD_DEVIATION)
+second = preregistered.verdict_table(claims, lookahead_dir, preregistered_by=preregistered.LOOKAHEAD_DEVIATIONS)
 if len(second):
     first = verdicts.set_index('claim').verdict if len(verdicts) else pd.Series(dtype=str)
     second.insert(second.columns.get_loc('verdict'), 'verdict in the tally', second.claim.map(first))

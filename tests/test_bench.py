@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,3 +67,22 @@ def test_train_bench_compares_two_trees_and_times_generation(tmp_path):
     assert set(gen.backbone) == {"mamba", "transformer"} and (gen.ms_per_frame > 0).all() and (gen.rtf > 0).all()
     assert gen.groupby(["backbone", "weights"]).positions.nunique().eq(8).all() and set(gen.weights) == {"float32", "float16"}
     assert gen.greedy_tokens_equal_to_float32.between(0, 1).all()
+
+
+def test_train_bench_gives_an_older_tree_only_fields_it_knows_and_refuses_a_changed_one():
+    """A baseline commit predates newer config fields: it may ignore one left at its default (the same model is
+    trained), never one that was changed (the two trees would train different models)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import train_bench
+    from dataclasses import dataclass
+    from ssmtts.models import ModelConfig
+
+    @dataclass
+    class OldConfig:   # an older tree's ModelConfig: no mamba_bidirectional
+        d_model: int = 128
+    old, dropped = train_bench.known_fields(OldConfig, {"d_model": 96, "mamba_bidirectional": False})
+    assert old == OldConfig(96) and dropped == {"mamba_bidirectional": False}
+    train_bench.check_dropped(Path("old"), {"model": dropped})
+    assert ModelConfig().mamba_bidirectional is False
+    with pytest.raises(RuntimeError, match="mamba_bidirectional"):
+        train_bench.check_dropped(Path("old"), {"model": {"mamba_bidirectional": True}})

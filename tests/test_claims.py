@@ -194,3 +194,17 @@ def test_a_phase_is_complete_once_every_configuration_shares_three_seeds():
     assert not complete(runs({"A": [0, 1, 2, 3], "B": [0, 1]}))
     assert complete(runs({"A": [0, 1, 2, 3, 4], "B": [0, 1, 2]}))
     assert not complete(runs({"A": [0, 1], "B": [0, 1]}))
+
+
+def test_each_phase_names_the_deviation_that_preregistered_its_lookahead_runs():
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    assert set(claims.LOOKAHEAD_DEVIATIONS) == {"phase3", "phase4", "phase5"}
+    text = (repo / "docs" / "preregistration.md").read_text()
+    assert all(t in text for t in claims.LOOKAHEAD_DEVIATIONS.values())   # each names a written deviation
+    # Phase 3's is a later deviation than Phases 4 and 5's: a different commit, once both are committed
+    d10, d13 = (claims.provenance(repo, claims.LOOKAHEAD_DEVIATIONS[p]) for p in ("phase4", "phase3"))
+    if not (d10.startswith("unknown") or d13.startswith("unknown")):
+        import subprocess
+        assert d10 != d13 and subprocess.run(["git", "merge-base", "--is-ancestor", d10, d13], cwd=repo).returncode == 0

@@ -61,8 +61,8 @@ def test_fused_conv_in_chunks_equals_one_pass():
 def test_centred_conv_equals_nn_conv1d_padded_both_ways(K):
     """The look-both-ways conv (encoder; bidirectional decoder) through the causal kernel equals the
     nn.Conv1d form it replaced, GELU and gradients included."""
-    g = torch.Generator().manual_seed(K)
-    x = torch.randn(3, 40, 21, generator=g, requires_grad=True)
+    torch.manual_seed(K)  # the conv's init too: the result must not depend on which tests ran before
+    x = torch.randn(3, 40, 21, requires_grad=True)
     conv = torch.nn.Conv1d(21, 21, K, groups=21)
     left = (K - 1) // 2
     ref = F.gelu(conv(F.pad(x.transpose(1, 2), (left, K - 1 - left))).transpose(1, 2))
@@ -71,5 +71,7 @@ def test_centred_conv_equals_nn_conv1d_padded_both_ways(K):
     y = centred_conv(x, conv.weight, conv.bias, activation="gelu")
     gy = torch.autograd.grad((y * weights).sum(), [x, conv.weight, conv.bias])
     torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    # Gradients are sums over 120 positions, accumulated in another order by each path: float32 noise
+    # there is ~1e-5 relative (CI saw 1.4e-5 on a bias gradient of 0.25), so the bound is 1e-4.
     for a, r in zip(gy, gr):
-        torch.testing.assert_close(a, r, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a, r, atol=1e-4, rtol=1e-4)

@@ -45,14 +45,29 @@ def test_kernel_equals_its_pytorch_fallback_and_argmax():
     z[3, 5] = z[3, 7] = 50.0                      # a tie: the first index wins, as torch.argmax
     target = torch.randint(0, 100, (64, 8))
     w = torch.rand(64)
-    ce_k, arg_k = group_xent(z.clone(), target, w, 8, grad=False)
-    ce_t, arg_t = _group_xent_torch(z.clone(), target, w, 8, grad=False)
+    ce_k, arg_k, _ = group_xent(z.clone(), target, w, 8, grad=False)
+    ce_t, arg_t, _ = _group_xent_torch(z.clone(), target, w, 8, grad=False)
     torch.testing.assert_close(ce_k, ce_t, rtol=1e-5, atol=1e-5)
     assert torch.equal(arg_k, arg_t) and arg_k[3, 0] == 5
     zk, zt = z.clone(), z.clone()
     group_xent(zk, target, w, 8, grad=True)
     _group_xent_torch(zt, target, w, 8, grad=True)
     torch.testing.assert_close(zk, zt, rtol=1e-5, atol=1e-7)
+    # with a bias: logits z + b, and the bias' gradient summed in the kernel, whatever the thread count
+    b = torch.randn(8 * 100)
+    zk, zt = z.clone(), z.clone()
+    ce_k, _, db_k = group_xent(zk, target, w, 8, grad=True, bias=b)
+    ce_t, _, db_t = _group_xent_torch(zt, target, w, 8, grad=True, bias=b)
+    torch.testing.assert_close(ce_k, ce_t, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(zk, zt, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(db_k, db_t, rtol=1e-5, atol=1e-6)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _, _, db_1 = group_xent(z.clone(), target, w, 8, grad=True, bias=b)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(db_1, db_k)
 
 
 @pytest.mark.skipif(cpu_ext() is None, reason="C++ kernels not built")
@@ -62,6 +77,8 @@ def test_kernel_rejects_bad_targets_and_shapes():
         group_xent(z, torch.full((4, 2), 8), torch.ones(4), 2, grad=True)
     with pytest.raises(RuntimeError, match="groups"):
         group_xent(z, torch.zeros(4, 3, dtype=torch.long), torch.ones(4), 3, grad=True)
+    with pytest.raises(RuntimeError, match="bias"):
+        group_xent(z, torch.zeros(4, 2, dtype=torch.long), torch.ones(4), 2, grad=True, bias=torch.zeros(15))
 
 
 def test_scores_equal_full_logits():

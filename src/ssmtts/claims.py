@@ -36,6 +36,9 @@ from .verdicts import Comparison, claim_verdict, compare, decide, magnitude
 # results/<LOOKAHEAD_DIR>/<phase>/speech/, judged as a second tally beside the first
 LOOKAHEAD_DIR = "lookahead"
 LOOKAHEAD_DEVIATION = "10. **A look-ahead re-run of Phases 4 and 5"
+# which deviation pre-registered each phase's look-ahead runs (results/lookahead/<phase>)
+LOOKAHEAD_DEVIATIONS = {"phase4": LOOKAHEAD_DEVIATION, "phase5": LOOKAHEAD_DEVIATION,
+                        "phase3": "13. **A look-ahead re-run of Phase 3"}
 SPEAKS_BOUND = 25.0     # PER (%) at or under which a model "speaks" (docs/preregistration.md)
 MIN_SEEDS = 3           # the pre-registered design's seeds per configuration
 MILESTONE = 30          # the speed-of-learning milestone: first listening with PER <= 30 %
@@ -234,18 +237,19 @@ def provenance(repo=None, added: str | None = None) -> str:
 
 
 def verdict_table(claims: pd.DataFrame, results_dir, repo=None, min_seeds: int = MIN_SEEDS,
-                  preregistered_by: str | None = None) -> pd.DataFrame:
+                  preregistered_by: str | dict[str, str] | None = None) -> pd.DataFrame:
     """One row per claim of a re-run phase: what ran, primary outcome, values, effect, verdict, provenance.
     A phase's speech runs count once every configuration has the same >= min_seeds seeds (`complete`).
     `preregistered_by`: text of docs/preregistration.md that pre-registered this folder's runs (a deviation;
-    default: the file's first commit)."""
+    default: the file's first commit), or such a text per phase (e.g. LOOKAHEAD_DEVIATIONS)."""
     phases = sorted({p for p in claims.phase if str(p).startswith("phase")})
     tables = {p: t for p in phases if (t := load(results_dir, p, min_seeds))}
     comps, seen = comparisons(claims, tables)
     if not comps:
         return pd.DataFrame()
     decided = decide(comps)
-    prereg = provenance(repo, preregistered_by)
+    by_phase = preregistered_by if isinstance(preregistered_by, dict) else {p: preregistered_by for p in phases}
+    prereg = {text: provenance(repo, text) for text in {by_phase.get(p) for p in tables}}
     rows = []
     for c in claims.itertuples():
         d = decided[decided.claim_id == c.claim_id]
@@ -278,7 +282,7 @@ def verdict_table(claims: pd.DataFrame, results_dir, repo=None, min_seeds: int =
                      "magnitude": _magnitude(d, c, verdict),
                      "seed pairs needed": "" if not np.isfinite(need) else int(need),
                      "censored": "; ".join(x for x in d.censored if x),
-                     "pre-registered in": prereg, "results from": commits})
+                     "pre-registered in": prereg[by_phase.get(c.phase)], "results from": commits})
     return pd.DataFrame(rows)
 
 

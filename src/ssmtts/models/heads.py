@@ -8,10 +8,11 @@ permuted layout, writes the log-probabilities as a second one, and reads them ba
 at H = 96-128 that traffic (and two full-range exps per logit) cost as much as the backbone.
 `codebook_cross_entropy` computes the same loss as
 
-    z = h @ W.T + b                                 one matmul, (N, C*K)
-    ce, z <- w * (softmax(z) - onehot)              csrc/group_xent.cpp: per group of 1024
-                                                    logits, in L1, one exp each, in place
-    backward: dh = dz @ W, dW = dz.T @ h, db = sum dz
+    z = h @ W.T                                     one matmul, (N, C*K)
+    ce, z <- w * (softmax(z + b) - onehot), db      csrc/group_xent.cpp: per group of 1024
+                                                    logits, in L1, one exp each, in place; the
+                                                    bias added and its gradient summed there too
+    backward: dh = dz @ W, dW = dz.T @ h
 
 The loss is the only consumer of the logits, so their gradient is formed in the forward pass,
 in the logits' own memory; backward only multiplies. Without the C++ extension (or off CPU
@@ -28,45 +29,50 @@ import torch.nn.functional as F
 from .cpu_ext import cpu_ext
 
 
-def _group_xent_torch(z: torch.Tensor, target: torch.Tensor, row_weight: torch.Tensor, groups: int, grad: bool):
+def _group_xent_torch(z: torch.Tensor, target: torch.Tensor, row_weight: torch.Tensor, groups: int, grad: bool,
+                      bias: torch.Tensor | None = None):
     """csrc/group_xent.cpp in PyTorch ops (no compiler, or not CPU float32): same contract."""
+    if bias is not None:
+        z.add_(bias)
     z3 = z.view(z.shape[0], groups, -1)                                        # (N, C, K)
     lse = torch.logsumexp(z3, dim=-1)                                          # (N, C)
     ce = lse - z3.gather(-1, target[..., None]).squeeze(-1)
     if not grad:
-        return ce, z3.argmax(-1)
+        return ce, z3.argmax(-1), None
     z3.sub_(lse[..., None]).exp_()                                             # softmax, in place
     z3.scatter_add_(-1, target[..., None], z3.new_full((*target.shape, 1), -1.0))
     z.mul_(row_weight[:, None])
-    return ce, None
+    return ce, None, (z.sum(0) if bias is not None else None)
 
 
-def group_xent(z: torch.Tensor, target: torch.Tensor, row_weight: torch.Tensor, groups: int, grad: bool):
-    """Per (row, codebook) CE of logits z (N, C*K); with grad, z becomes dloss/dz in place, else argmax (N, C)."""
+def group_xent(z: torch.Tensor, target: torch.Tensor, row_weight: torch.Tensor, groups: int, grad: bool,
+               bias: torch.Tensor | None = None):
+    """Per (row, codebook) CE of logits z + bias (z (N, C*K), bias (C*K,) or None), as (ce (N, C), argmax (N, C)
+    without grad, dloss/dbias (C*K,) with grad and a bias); with grad, z becomes dloss/dz in place."""
     ext = cpu_ext() if z.device.type == "cpu" and z.dtype == torch.float32 else None
-    if ext is None:
-        return _group_xent_torch(z, target, row_weight, groups, grad)
-    ce, arg = ext.group_xent(z, target, row_weight, groups, grad)
-    return ce, (None if grad else arg)
+    if ext is None or (bias is not None and bias.dtype != z.dtype):
+        return _group_xent_torch(z, target, row_weight, groups, grad, bias)
+    ce, arg, dbias = ext.group_xent(z, target, row_weight, groups, grad,
+                                    bias.contiguous() if bias is not None else z.new_empty(0))
+    return ce, (None if grad else arg), (dbias if grad and bias is not None else None)
 
 
 class _FusedHeadCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, target, row_weight, n_codebooks: int):
         # h (N, H); weight (C*K, H); bias (C*K,); target (N, C) long; row_weight (N,) float
-        z = torch.addmm(bias, h, weight.T)                                     # (N, C*K) logits
-        ce, _ = group_xent(z, target, row_weight, n_codebooks, grad=True)      # z <- dloss/dz
-        ctx.save_for_backward(h, weight, z)
+        z = h @ weight.T                                                         # (N, C*K) logits less the bias
+        ce, _, db = group_xent(z, target, row_weight, n_codebooks, grad=True, bias=bias)   # z <- dloss/dz
+        ctx.save_for_backward(h, weight, z, db)
         return (ce.sum(-1) * row_weight).sum()
 
     @staticmethod
     def backward(ctx, g):
-        h, weight, dz = ctx.saved_tensors
+        h, weight, dz, db = ctx.saved_tensors
         need = ctx.needs_input_grad
         dh = (dz @ weight) * g if need[0] else None                            # (N, H)
         dW = (dz.T @ h) * g if need[1] else None                               # (C*K, H)
-        db = dz.sum(0) * g if need[2] else None                                # (C*K,)
-        return dh, dW, db, None, None, None
+        return dh, dW, (db * g if need[2] else None), None, None, None
 
 
 def codebook_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target: torch.Tensor,
@@ -101,7 +107,7 @@ def codebook_scores(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, t
     for s in range(0, h.shape[0], chunk):
         z = F.linear(h[s:s + chunk], weight, bias).float().contiguous()                # (n, C*K)
         tc = target[s:s + chunk].contiguous()
-        c, arg = group_xent(z, tc, z.new_ones(z.shape[0]), n_codebooks, grad=False)    # (n, C) each
+        c, arg, _ = group_xent(z, tc, z.new_ones(z.shape[0]), n_codebooks, grad=False)  # (n, C) each
         ce += float(c.sum())
         hits += (arg == tc).sum(0).cpu()
         ce_cb += c.sum(0).double().cpu()

@@ -18,7 +18,7 @@ torch::Tensor conv_fwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, tor
 std::vector<torch::Tensor> conv_bwd(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch::Tensor prefix,
                                     torch::Tensor dy, bool has_prefix, int64_t act);
 std::vector<torch::Tensor> group_xent(torch::Tensor z, torch::Tensor target, torch::Tensor w, int64_t groups,
-                                      bool grad);
+                                      bool grad, torch::Tensor bias);
 
 // The kernels' inline exp applied to a float32 tensor, lane by lane: for its accuracy test.
 static torch::Tensor inline_exp(torch::Tensor x) {

@@ -5,13 +5,17 @@
 //   ce[n, g]  = logsumexp(z[n, g, :]) - z[n, g, target[n, g]]            (returned, (N, G))
 //   grad:      z[n, g, :] <- w[n] * (softmax(z[n, g, :]) - onehot(target[n, g]))   (dloss/dz)
 //   no grad:   argmax[n, g] = first index of the largest z[n, g, :]        (returned, (N, G))
+//   bias (G*K,) or empty: the logits are z + bias (added as they are read, so that the head's matmul
+//   need not first copy the bias into every row of its output); with grad and a bias, the bias'
+//   gradient sum_n z[n, :] is returned too, summed while each group is in L1 (no 50 MB re-read).
 //
 // In PyTorch ops the same is a permuted copy of z, log-softmax writing a second (N, G*K)
 // tensor, and its backward reading both: five passes over 50 MB at a cpu-profile step, each
 // with a full-range libm-grade exp. Here each group of K = 1024 floats (4 KB, in L1) is read
 // for its max, exponentiated once (the inline exp of simd.h) and scaled in place: three passes
-// over L1-resident data. Tasks are groups; rows are independent, so the result does not depend
-// on the thread count.
+// over L1-resident data. Tasks are blocks of ROWS_PER_TASK rows; each block sums its bias gradient
+// into its own partial row, and the partials are added in block order, so no result depends on the
+// thread count.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cmath>
@@ -21,7 +25,7 @@
 #include "simd.h"
 
 std::vector<torch::Tensor> group_xent(torch::Tensor z, torch::Tensor target, torch::Tensor w, int64_t groups,
-                                      bool grad) {
+                                      bool grad, torch::Tensor bias) {
   TORCH_CHECK(z.dim() == 2 && z.is_contiguous() && z.scalar_type() == torch::kFloat32,
               "group_xent: z must be a contiguous float32 (N, G*K) tensor");
   const int64_t N = z.size(0), G = groups;
@@ -31,6 +35,15 @@ std::vector<torch::Tensor> group_xent(torch::Tensor z, torch::Tensor target, tor
               target.scalar_type() == torch::kInt64, "group_xent: target must be contiguous int64 (N, G)");
   TORCH_CHECK(w.dim() == 1 && w.size(0) == N && w.is_contiguous() && w.scalar_type() == torch::kFloat32,
               "group_xent: w must be contiguous float32 (N,)");
+  const bool has_bias = bias.numel() > 0;
+  TORCH_CHECK(!has_bias || (bias.dim() == 1 && bias.size(0) == G * K && bias.is_contiguous() &&
+                            bias.scalar_type() == torch::kFloat32), "group_xent: bias must be contiguous float32 (G*K,)");
+  constexpr int64_t ROWS_PER_TASK = 16;
+  const int64_t n_blocks = (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+  const bool want_db = grad && has_bias;
+  auto partial = torch::zeros({want_db ? n_blocks : 0, G * K}, z.options());
+  float* pp = want_db ? partial.data_ptr<float>() : nullptr;
+  const float* bp = has_bias ? bias.data_ptr<float>() : nullptr;
   auto ce = torch::empty({N, G}, z.options());
   auto arg = torch::empty({grad ? 0 : N, G}, target.options());
   float* zp = z.data_ptr<float>();
@@ -41,11 +54,20 @@ std::vector<torch::Tensor> group_xent(torch::Tensor z, torch::Tensor target, tor
   const int64_t KV = K - K % W;   // vectorised part of a group; the tail (K % W) is scalar
   bool bad_target = false;
 
-  at::parallel_for(0, N * G, grain_for(K), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
+  const int64_t grain = std::max<int64_t>(1, grain_for(K) / (ROWS_PER_TASK * G));
+  at::parallel_for(0, n_blocks, grain, [&](int64_t block_begin, int64_t block_end) {
+   for (int64_t blk = block_begin; blk < block_end; ++blk) {
+    float* db = want_db ? pp + blk * G * K : nullptr;     // this block's partial bias gradient
+    const int64_t i_end = std::min(N, (blk + 1) * ROWS_PER_TASK) * G;
+    for (int64_t i = blk * ROWS_PER_TASK * G; i < i_end; ++i) {
       float* x = zp + i * K;
+      const float* b = has_bias ? bp + (i % G) * K : nullptr;
       const int64_t t = tp[i];
       if (t < 0 || t >= K) { bad_target = true; continue; }
+      if (b) {   // the logits are x + b: add the bias in place (the group is about to be in L1 anyway)
+        for (int64_t k = 0; k < KV; k += W) storev(x + k, loadv(x + k) + loadv(b + k));
+        for (int64_t k = KV; k < K; ++k) x[k] += b[k];
+      }
       // pass 1: max
       vf mv = splat(-std::numeric_limits<float>::infinity());
       for (int64_t k = 0; k < KV; k += W) mv = vmax(mv, loadv(x + k));
@@ -79,9 +101,23 @@ std::vector<torch::Tensor> group_xent(torch::Tensor z, torch::Tensor target, tor
         for (int64_t k = 0; k < KV; k += W) storev(x + k, loadv(x + k) * sc);
         for (int64_t k = KV; k < K; ++k) x[k] *= scale;
         x[t] -= wn;
+        if (db) {
+          float* d = db + (i % G) * K;
+          for (int64_t k = 0; k < KV; k += W) storev(d + k, loadv(d + k) + loadv(x + k));
+          for (int64_t k = KV; k < K; ++k) d[k] += x[k];
+        }
       }
     }
+   }
   });
   TORCH_CHECK(!bad_target, "group_xent: a target id is outside [0, ", K, ")");
-  return {ce, arg};
+  auto dbias = torch::zeros({want_db ? G * K : 0}, z.options());
+  if (want_db) {   // blocks in order: the same sum whatever the thread count
+    float* out = dbias.data_ptr<float>();
+    at::parallel_for(0, G * K, 1024, [&](int64_t c0, int64_t c1) {
+      for (int64_t blk = 0; blk < n_blocks; ++blk)
+        for (int64_t c = c0; c < c1; ++c) out[c] += pp[blk * G * K + c];
+    });
+  }
+  return {ce, arg, dbias};
 }
