@@ -97,14 +97,19 @@ def test_kernels_refuse_empty_and_mismatched_inputs():
                 selective_scan(u, u.clone(), A, Bm[:, :, :2], Bm[:, :, :2], torch.ones(D), backend="cpu")
 
 
-def test_half_weight_generation_matches_float32_tokens_mostly():
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_half_weight_generation_matches_float32_tokens_mostly(backbone, monkeypatch):
     """The float16-weight copy (models/inference.py) changes only the one-frame products, leaves the
-    model passed in untouched, and picks (nearly) the same greedy tokens."""
+    model passed in untouched, and picks (nearly) the same greedy tokens, for every backbone (the
+    Transformer's KV cache reads its projection's sizes: a replaced layer must still tell them)."""
+    from ssmtts.models import inference
     from ssmtts.models.inference import HalfWeightLinear, half_weights
+    monkeypatch.setattr(inference, "MIN_WEIGHTS", 1024)     # replace the mixers' projections too at this size
     torch.manual_seed(0)
-    model = TTSModel(small("mamba", d_model=64)).eval()
+    model = TTSModel(small(backbone, d_model=64)).eval()
     fast = half_weights(model)
     assert isinstance(fast.heads, HalfWeightLinear) and isinstance(model.heads, torch.nn.Linear)
+    assert sum(isinstance(m, HalfWeightLinear) for m in fast.decoder.modules()) >= 2
     ids, dur, _, ref = inputs(B=1, T=70)
     a = generate(model, ids[0], ref[0], durations=dur[0])
     b = generate(fast, ids[0], ref[0], durations=dur[0])

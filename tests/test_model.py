@@ -193,6 +193,30 @@ def test_mamba2_chunked_ssd_matches_a_step_by_step_recurrence():
     assert torch.allclose(state.ssm_state, last.ssm_state, atol=1e-5)
 
 
+@pytest.mark.parametrize("b,l,h,p,n,chunk,with_h0", [(2, 96, 3, 48, 16, 48, False), (1, 45, 4, 16, 8, 15, True),
+                                                      (1, 1, 2, 8, 4, 1, True)])
+def test_ssd_in_batched_matmuls_equals_the_papers_minimal_ssd(b, l, h, p, n, chunk, with_h0):
+    """The training path's ssd (batched matmuls, exp of A_cum differences, a loop over chunks) computes what the
+    Mamba-2 paper's ssd_minimal_discrete does: outputs, final state and every gradient, in float64 to 1e-10
+    and in float32 to rounding, with decays as large as the layer's initialisation gives (A up to -16, dt up to 0.1)."""
+    from ssmtts.models.mamba2 import ssd, ssd_minimal
+    g = torch.Generator().manual_seed(l)
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-4)):
+        X = torch.randn(b, l, h, p, generator=g, dtype=dtype)
+        dt = F.softplus(torch.randn(b, l, h, generator=g, dtype=dtype) - 3)
+        A = -torch.empty(h, dtype=dtype).uniform_(1, 16, generator=g) * dt
+        Bm, Cm = torch.randn(b, l, n, generator=g, dtype=dtype), torch.randn(b, l, n, generator=g, dtype=dtype)
+        h0 = torch.randn(b, h, p, n, generator=g, dtype=dtype) if with_h0 else None
+        results = []
+        for fn in (ssd, ssd_minimal):
+            leaves = [t.clone().requires_grad_(True) for t in (X, A, Bm, Cm) + ((h0,) if with_h0 else ())]
+            y, state = fn(*leaves[:4], chunk, leaves[4] if with_h0 else None)
+            (y.sin().sum() + state.cos().sum()).backward()
+            results.append([y.detach(), state.detach()] + [t.grad for t in leaves])
+        for new, ref in zip(*results):
+            torch.testing.assert_close(new, ref, rtol=tol, atol=tol * max(1.0, float(ref.abs().max())))
+
+
 @pytest.mark.parametrize("use", ["both", "first", "second"])
 def test_split_in_projection_matches_one_matmul_and_chunk(use):
     """Mamba's in_proj as two contiguous halves: same outputs and gradients as linear + chunk."""

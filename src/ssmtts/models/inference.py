@@ -27,6 +27,7 @@ class HalfWeightLinear(nn.Module):
 
     def __init__(self, linear: nn.Linear, dtype: torch.dtype):
         super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features   # read by the mixers
         self.weight, self.bias = linear.weight, linear.bias          # float32, for many-row inputs
         self.register_buffer("weight_low", linear.weight.detach().to(dtype), persistent=False)
 

@@ -32,8 +32,9 @@ def segsum(x: torch.Tensor) -> torch.Tensor:
     return out.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool, device=x.device)), -torch.inf)
 
 
-def ssd(X, A, B, C, chunk: int, h0=None):
-    """X (b, l, h, p), A (b, l, h), B and C (b, l, n), h0 (b, h, p, n); l a multiple of chunk."""
+def ssd_minimal(X, A, B, C, chunk: int, h0=None):
+    """`ssd_minimal_discrete` of the Mamba-2 paper, as written there (einsums, segsum): the reference `ssd` is
+    tested against. X (b, l, h, p), A (b, l, h), B and C (b, l, n), h0 (b, h, p, n); l a multiple of chunk."""
     b, l, h, p = X.shape
     c = l // chunk
     X, A = X.view(b, c, chunk, h, p), A.view(b, c, chunk, h).permute(0, 3, 1, 2)   # A: (b, h, c, chunk)
@@ -48,6 +49,34 @@ def ssd(X, A, B, C, chunk: int, h0=None):
     states = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)
     Y_off = torch.einsum("bcln,bchpn,bhcl->bclhp", C, states[:, :-1], torch.exp(A_cum))
     return (Y_diag + Y_off).reshape(b, l, h, p), states[:, -1]
+
+
+def ssd(X, A, B, C, chunk: int, h0=None):
+    """The same as `ssd_minimal` in batched matmuls, heads as a batch dimension (X, Y as (b, h, c, T, p)), the
+    decay inside a chunk as exp(A_cum[i] - A_cum[j]) (as mamba-ssm's kernels form it) and the few chunks'
+    recurrence as a loop: on a CPU, the einsums' broadcast products and their backward were most of a
+    Mamba-2 layer's time. X (b, l, h, p), A (b, l, h), B and C (b, l, n), h0 (b, h, p, n); l a multiple of chunk."""
+    b, l, h, p = X.shape
+    c, T = l // chunk, chunk
+    Xh = X.view(b, c, T, h, p).permute(0, 3, 1, 2, 4)                       # (b, h, c, T, p)
+    A_cum = torch.cumsum(A.view(b, c, T, h).permute(0, 3, 1, 2), dim=-1)    # (b, h, c, T)
+    B, C = B.view(b, c, T, -1), C.view(b, c, T, -1)                          # (b, c, T, n)
+    causal = torch.ones(T, T, dtype=torch.bool, device=X.device).tril()
+    # within a chunk: Y[i] = sum_{j <= i} (C_i . B_j) exp(A_cum[i] - A_cum[j]) X[j]
+    seg = (A_cum[..., :, None] - A_cum[..., None, :]).masked_fill(~causal, -torch.inf)   # (b, h, c, T, T)
+    Y = (torch.exp(seg) * (C @ B.transpose(-1, -2))[:, None]) @ Xh         # (b, h, c, T, p)
+    # each chunk's contribution to the state at its end, as (n, p): B^T (decay * X)
+    decay = torch.exp(A_cum[..., -1:] - A_cum)                               # (b, h, c, T)
+    chunk_states = B.transpose(-1, -2)[:, None] @ (decay[..., None] * Xh)   # (b, h, c, n, p)
+    # across chunks: the state entering chunk k, then its read-out C_i exp(A_cum[i]) state
+    state = X.new_zeros(b, h, B.shape[-1], p) if h0 is None else h0.transpose(-1, -2)   # (b, h, n, p)
+    chunk_decay = torch.exp(A_cum[..., -1])                                   # (b, h, c)
+    entering = []
+    for k in range(c):
+        entering.append(state)
+        state = chunk_decay[..., k, None, None] * state + chunk_states[:, :, k]
+    Y = Y + (C[:, None] @ torch.stack(entering, 2)) * torch.exp(A_cum)[..., None]   # (b, h, c, T, p)
+    return Y.permute(0, 2, 3, 1, 4).reshape(b, l, h, p), state.transpose(-1, -2)     # (b, l, h, p), (b, h, p, n)
 
 
 class Mamba2Layer(nn.Module):
