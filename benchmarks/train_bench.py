@@ -15,7 +15,7 @@ dir, sharing this checkout's data/build/):
             weights; greedy), per-frame latency by position and real-time factor
             (time / audio duration at 75 frames/s) -> results/bench/generation_paper.csv
 
-    python benchmarks/train_bench.py [--baseline 54469e3] [--new HEAD] [--rounds 3] [--what step,run,generate]
+    python benchmarks/train_bench.py [--baseline 54469e3] [--new HEAD] [--rounds 5] [--gen-rounds 3] [--what step,run,generate]
 
 `--new REF` measures a commit (a worktree like the baseline's) instead of this working tree, so
 that editing the checkout while it runs cannot change what is measured.
@@ -121,7 +121,8 @@ def measure_generation(backbone: str, frames: int) -> list[dict]:
     from ssmtts.models.inference import half_weights
     cfg = json.loads(os.environ["BENCH_CONFIG"])["model"]
     torch.manual_seed(0)
-    model = TTSModel(ModelConfig(**cfg)).eval()
+    mc, dropped = known_fields(ModelConfig, cfg)
+    model = TTSModel(mc).eval()
     variants = {"float32": model, "float16": half_weights(model, torch.float16)}
     S = 100
     text = np.r_[1, np.arange(S - 1) % 30 + 5]                       # BOS + ordinary letters
@@ -143,7 +144,8 @@ def measure_generation(backbone: str, frames: int) -> list[dict]:
                    "frames": len(ms), "ms_per_frame_median": float(np.median(ms)), "encode_ms": encode_ms,
                    "rtf": total_s / (len(ms) / FRAME_RATE),
                    "slope_ms_per_1000_positions": float(np.polyfit(np.arange(len(ms)), ms, 1)[0] * 1000),
-                   "greedy_tokens_equal_to_float32": agree, "threads": torch.get_num_threads()}
+                   "greedy_tokens_equal_to_float32": agree, "threads": torch.get_num_threads(),
+                   "dropped": {"model": dropped}}
         for idx in np.array_split(np.arange(len(ms)), 8):   # eight bins of positions
             rows.append({**summary, "positions": f"{idx[0]}-{idx[-1]}", "ms_per_frame": float(np.median(ms[idx]))})
     return rows
@@ -172,8 +174,8 @@ def child(tree: Path, args: list[str], config: dict) -> dict | list:
     res = json.loads(out.stdout.strip().splitlines()[-1])
     if isinstance(res, dict) and Path(res.pop("package")).resolve() != tree.resolve():
         raise RuntimeError(f"the child for {tree} imported ssmtts from elsewhere")
-    if isinstance(res, dict):
-        check_dropped(tree, res.pop("dropped"))
+    for row in (res if isinstance(res, list) else [res]):
+        check_dropped(tree, row.pop("dropped"))
     return res
 
 
@@ -187,7 +189,10 @@ def main():
     ap.add_argument("--new", default=None, help="commit to measure (default: this working tree as it is)")
     ap.add_argument("--profile", default="cpu", help="shapes of this profile (smoke: for the tests)")
     ap.add_argument("--what", default="step,run,generate")
-    ap.add_argument("--rounds", type=int, default=3)
+    # one fresh process per measurement: the same step's median varies by up to ~1.4x between processes on a
+    # shared 2-core machine, so a ratio needs more rounds than the in-process timing pass does
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the step and run measurements")
+    ap.add_argument("--gen-rounds", type=int, default=3, help="rounds of the generation measurement")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per step measurement")
     ap.add_argument("--backbones", default=",".join(BACKBONES))
     ap.add_argument("--out", default="results/bench")
@@ -253,7 +258,7 @@ def main():
         frames = 100 if a.profile == "smoke" else GEN_FRAMES
         gen_rows = []
         transformer = replace(paper, backbone="transformer", n_heads=max(2, paper.d_model // 64))
-        for rnd in range(a.rounds):
+        for rnd in range(a.gen_rounds):
             for bk, mc in (("mamba", paper), ("transformer", transformer)):
                 for r in child(trees["new"], ["generate", bk, str(frames)], {"model": mc.to_dict()}):
                     gen_rows.append({"label": f"L4_H768_E1.5 @ H{paper.d_model}", "backbone": bk, "round": rnd,

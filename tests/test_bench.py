@@ -55,7 +55,7 @@ def test_train_bench_compares_two_trees_and_times_generation(tmp_path):
     """Smoke shapes, one round, this tree against HEAD (a git worktree): the CSVs' schema and pairing."""
     env = {**__import__("os").environ, "SSMTTS_NO_CPU_KERNEL": "1"}   # no second kernel build for the worktree
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_bench.py"), "--profile", "smoke", "--rounds", "1",
-                    "--steps", "1", "--baseline", "HEAD", "--backbones", "mamba,transformer", "--out", str(tmp_path)],
+                    "--gen-rounds", "1", "--steps", "1", "--baseline", "HEAD", "--backbones", "mamba,transformer", "--out", str(tmp_path)],
                    check=True, capture_output=True, timeout=900, env=env)
     steps = pd.read_csv(tmp_path / "train_step.csv")
     assert set(steps.tree) == {"baseline", "new"} and set(steps["shape"]) == {"phase1", "phase3"}
