@@ -189,7 +189,7 @@ def main():
     ap.add_argument("--new", default=None, help="commit to measure (default: this working tree as it is)")
     ap.add_argument("--profile", default="cpu", help="shapes of this profile (smoke: for the tests)")
     ap.add_argument("--what", default="step,run,generate")
-    # one fresh process per measurement: the same step's median varies by up to ~1.4x between processes on a
+    # one fresh process per measurement: the same step's median varies by up to ~1.5x between processes on a
     # shared 2-core machine, so a ratio needs more rounds than the in-process timing pass does
     ap.add_argument("--rounds", type=int, default=5, help="rounds of the step and run measurements")
     ap.add_argument("--gen-rounds", type=int, default=3, help="rounds of the generation measurement")
