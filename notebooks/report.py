@@ -134,20 +134,21 @@ with open(Path(results_dir, 'report', f'tally_{profile}.md'), 'w') as f:
 display(counts, standing)
 
 # %% [markdown]
-# ## With look-ahead: does each phase's best configuration speak? (deviation 10, a second tally)
+# ## With look-ahead: does each phase's best configuration speak? (deviations 10 and 13, a second tally)
 #
 # The design asks that each phase's best configuration speak (judge PER <= 25 % on the unseen sentences). Phases
 # 3-5's pre-registered models are forward-only pure Mamba, which does not (the section on look-ahead above says
 # why). Deviation 10, pre-registered before its runs, re-ran Phases 4 and 5 with `mamba_bidirectional` (Phase 4:
 # the text encoder only, its decoder carries a state) into `results/lookahead/`, and judges p4_acc, p4_50 and
-# p5_best again on the same outcomes, margins and families. These verdicts stand beside the tally above; they
-# change none of its rows. Phase 5's `Emb96` arm is `L4_H768_E1.5 @ H96`, the configuration Phase 3 claims best
+# p5_best again on the same outcomes, margins and families; deviation 13 did the same for Phase 3's 8
+# configurations (its claims join this table once all 24 runs are in; each row names its own deviation's commit).
+# These verdicts stand beside the tally above; they change none of its rows. Phase 5's `Emb96` arm is `L4_H768_E1.5 @ H96`, the configuration Phase 3 claims best
 # and Phase 2's pure arm.
 
 # %%
 lookahead_dir = Path(results_dir, preregistered.LOOKAHEAD_DIR)
 best = preregistered.best_configurations({'forward-only (the tally)': results_dir,
-                                          'look-ahead (deviation 10)': lookahead_dir})
+                                          'look-ahead (deviations 10, 13)': lookahead_dir})
 second = preregistered.verdict_table(claims, lookahead_dir, preregistered_by=preregistered.LOOKAHEAD_DEVIATIONS)
 if len(second):
     first = verdicts.set_index('claim').verdict if len(verdicts) else pd.Series(dtype=str)

@@ -32,7 +32,7 @@ import pandas as pd
 from .first_design import resolve_label
 from .verdicts import Comparison, claim_verdict, compare, decide, magnitude
 
-# The look-ahead re-run (docs/preregistration.md, deviation 10): Phases 4 and 5 with mamba_bidirectional, in
+# The look-ahead re-runs (docs/preregistration.md, deviations 10 and 13): Phases 3-5 with mamba_bidirectional, in
 # results/<LOOKAHEAD_DIR>/<phase>/speech/, judged as a second tally beside the first
 LOOKAHEAD_DIR = "lookahead"
 LOOKAHEAD_DEVIATION = "10. **A look-ahead re-run of Phases 4 and 5"

@@ -253,7 +253,7 @@ def run_phase(phase: str, corpus: Corpus, profile: str = "cpu", seeds=(0, 1, 2),
     `executor` (default: the runtime config's, EXECUTOR) "serial" or "ray" (ssmtts.executors: every run a
     task of `threads` CPUs or one GPU, rows written here as they come back); `options` go to the phase
     function (e.g. embed_widths for phase5); `overrides` replace ModelConfig fields of every configuration run
-    (e.g. {"mamba_bidirectional": True}: the look-ahead re-run, docs/preregistration.md deviation 10; its
+    (e.g. {"mamba_bidirectional": True}: the look-ahead re-runs, docs/preregistration.md deviations 10, 13; its
     configurations are named so, and its runs belong in their own out_dir).
     """
     if profile not in PROFILES:
