@@ -6,6 +6,10 @@ most of its word 4-grams with training) and the 70 unseen sentences; the judge s
 judge's own error on the same sentences' ground truth and codec round trip. A model far better on training
 text than on unseen text is limited by how much text it has seen, not by the codec or the judge.
 
+The study's judge trained on the training split too, so it may hear training sentences well from unclear
+audio. The training-text sentences are therefore also scored by a second judge, the same recipe trained
+without those 70 utterances (cached in data/build/judge like the first): it has never heard their text.
+
     python benchmarks/seen_text_gap.py results/speech/toward10/models/<run>.pt --out results/speech/toward10/seen_text_gap.csv
 """
 import argparse
@@ -16,7 +20,7 @@ import torch
 
 from ssmtts.corpus.build import build_corpus
 from ssmtts.files import atomic_write_csv
-from ssmtts.judge import judge_for
+from ssmtts.judge import JUDGE_PROFILES, build_judge, judge_for
 from ssmtts.speech import baselines, eval_sentences, load_model, measure, style_references, summarize_speech
 
 
@@ -37,17 +41,24 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     corpus = build_corpus()
     judge, model = judge_for(corpus, "cpu"), load_model(a.model)
+    sets = text_sets(corpus)
+    judges = {"study judge": judge}
+    judges["judge that never heard these sentences"] = build_judge(
+        corpus, JUDGE_PROFILES["cpu"], exclude=frozenset(u.uid for u in sets["training text"]))
     rows = []
-    for name, utts in text_sets(corpus).items():
+    for name, utts in sets.items():
         refs = style_references(corpus, utts)
-        generated = measure(model, corpus, judge, utts, refs, modes=("predicted",), with_mcd=False)
-        heard = pd.concat([generated.assign(model=model.cfg.name),
-                           baselines(corpus, judge, utts).query("model in ['ground truth', 'codec round trip']")])
-        s = summarize_speech(heard, by=("model",))
-        rows.append(s.assign(text=name)[["text", "model", "n", "per", "per_lo", "per_hi", "cer", "cer_lo", "cer_hi"]])
-        print(rows[-1].round(2).to_string(index=False), flush=True)
-    out = pd.concat(rows, ignore_index=True).assign(checkpoint=a.model.name, judge_id=judge.judge_id,
-                                                    codec_id=corpus.codec_id, corpus_hash=corpus.corpus_hash)
+        for judge_name, j in judges.items():
+            if judge_name != "study judge" and name != "training text":
+                continue
+            generated = measure(model, corpus, j, utts, refs, modes=("predicted",), with_mcd=False)
+            heard = pd.concat([generated.assign(model=model.cfg.name),
+                               baselines(corpus, j, utts).query("model in ['ground truth', 'codec round trip']")])
+            s = summarize_speech(heard, by=("model",)).assign(text=name, judge=judge_name, judge_id=j.judge_id)
+            rows.append(s[["text", "judge", "model", "n", "per", "per_lo", "per_hi", "cer", "cer_lo", "cer_hi", "judge_id"]])
+            print(rows[-1].round(2).to_string(index=False), flush=True)
+    out = pd.concat(rows, ignore_index=True).assign(checkpoint=a.model.name, codec_id=corpus.codec_id,
+                                                    corpus_hash=corpus.corpus_hash)
     atomic_write_csv(out, a.out)
 
 

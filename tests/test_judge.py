@@ -90,6 +90,15 @@ def test_a_judge_that_listens_scores_what_it_heard_well_and_nulls_badly(corpus):
         assert 100 * s.phoneme_edits.sum() / s.phoneme_len.sum() >= 70, kind
 
 
+def test_a_judge_never_hears_the_utterances_it_excludes(corpus):
+    """`exclude` removes utterances from the judge's training list (diagnostics: a judge that never heard some
+    sentences); excluding every training utterance leaves nothing to train on, which is an error."""
+    small = replace(corpus, utterances=corpus.split("train")[:3])
+    with pytest.raises(ValueError, match="needs training utterances"):
+        build_judge(small, JudgeConfig(hidden=8, layers=1, steps=1), progress=False,
+                    exclude=frozenset(u.uid for u in small.utterances))
+
+
 def test_committed_judge_card_meets_its_bounds():
     """The card in results/judge/ (python -m ssmtts.judge): ground truth and codec round trips are
     heard well, every null input badly, on the primary metric."""

@@ -241,11 +241,12 @@ def judge_for(corpus: Corpus, profile: str = "cpu", progress: bool = True) -> Ju
 
 
 def build_judge(corpus: Corpus, cfg: JudgeConfig | None = None, progress: bool = True,
-                max_train: int | None = None) -> Judge:
+                max_train: int | None = None, exclude: frozenset[str] = frozenset()) -> Judge:
     """The corpus's judge: loaded from data/build/judge/ if this configuration was trained, else trained (seeded).
-    max_train: train on the first max_train training utterances only."""
+    max_train: train on the first max_train training utterances only; exclude: uids it must not hear (a judge
+    for diagnostics that has never heard those sentences' text). Both change the cache key (its training list)."""
     cfg = cfg or JudgeConfig()
-    train = corpus.split("train")[:max_train]
+    train = [u for u in corpus.split("train") if u.uid not in exclude][:max_train]
     if not train:
         raise ValueError("the judge needs training utterances: the corpus has none in its train split")
     key = _judge_key(corpus, cfg, train)
