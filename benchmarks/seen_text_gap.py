@@ -42,21 +42,21 @@ def main(argv=None):
     corpus = build_corpus()
     judge, model = judge_for(corpus, "cpu"), load_model(a.model)
     sets = text_sets(corpus)
-    judges = {"study judge": judge}
-    judges["judge that never heard these sentences"] = build_judge(
-        corpus, JUDGE_PROFILES["cpu"], exclude=frozenset(u.uid for u in sets["training text"]))
+    unheard = build_judge(corpus, JUDGE_PROFILES["cpu"], exclude=frozenset(u.uid for u in sets["training text"]))
+    plan = [("training text", "study judge", judge),
+            ("training text", "judge that never heard these sentences", unheard),
+            ("validation (recombined text)", "study judge", judge),
+            ("unseen text", "study judge", judge)]
     rows = []
-    for name, utts in sets.items():
+    for name, judge_name, j in plan:
+        utts = sets[name]
         refs = style_references(corpus, utts)
-        for judge_name, j in judges.items():
-            if judge_name != "study judge" and name != "training text":
-                continue
-            generated = measure(model, corpus, j, utts, refs, modes=("predicted",), with_mcd=False)
-            heard = pd.concat([generated.assign(model=model.cfg.name),
-                               baselines(corpus, j, utts).query("model in ['ground truth', 'codec round trip']")])
-            s = summarize_speech(heard, by=("model",)).assign(text=name, judge=judge_name, judge_id=j.judge_id)
-            rows.append(s[["text", "judge", "model", "n", "per", "per_lo", "per_hi", "cer", "cer_lo", "cer_hi", "judge_id"]])
-            print(rows[-1].round(2).to_string(index=False), flush=True)
+        generated = measure(model, corpus, j, utts, refs, modes=("predicted",), with_mcd=False)
+        heard = pd.concat([generated.assign(model=model.cfg.name),
+                           baselines(corpus, j, utts).query("model in ['ground truth', 'codec round trip']")])
+        s = summarize_speech(heard, by=("model",)).assign(text=name, judge=judge_name, judge_id=j.judge_id)
+        rows.append(s[["text", "judge", "model", "n", "per", "per_lo", "per_hi", "cer", "cer_lo", "cer_hi", "judge_id"]])
+        print(rows[-1].round(2).to_string(index=False), flush=True)
     out = pd.concat(rows, ignore_index=True).assign(checkpoint=a.model.name, codec_id=corpus.codec_id,
                                                     corpus_hash=corpus.corpus_hash)
     atomic_write_csv(out, a.out)

@@ -248,7 +248,8 @@ def build_judge(corpus: Corpus, cfg: JudgeConfig | None = None, progress: bool =
     cfg = cfg or JudgeConfig()
     train = [u for u in corpus.split("train") if u.uid not in exclude][:max_train]
     if not train:
-        raise ValueError("the judge needs training utterances: the corpus has none in its train split")
+        raise ValueError("the judge needs training utterances: none are left in the corpus's train split "
+                         f"(max_train={max_train}, {len(exclude)} excluded)")
     key = _judge_key(corpus, cfg, train)
     path = corpus.build_dir / "judge" / f"judge-{key}.pt"
     if path.is_file():
