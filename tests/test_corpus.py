@@ -106,6 +106,23 @@ def test_unknown_character_in_corpus_text(tmp_path):
         B.shipped_sources(p)
 
 
+def test_extra_text_adds_sentences_after_the_shipped_ones_and_moves_none(tmp_path):
+    extra = tmp_path / "more.txt"
+    extra.write_text("Pierwsze nowe zdanie.\n\nDrugie nowe zdanie, z przecinkiem.\n", encoding="utf-8")
+    shipped, more = B.shipped_sources(), B.shipped_sources(extra_text=[extra])
+    n = len([s for s in shipped if s.split_name != "unseen"])
+    assert [vars(s) for s in more if s.uid in {t.uid for t in shipped}] == [vars(s) for s in shipped]
+    added = [s for s in more if s.uid not in {t.uid for t in shipped}]
+    assert [(s.uid, s.text) for s in added] == [(f"pl{n:04d}", "Pierwsze nowe zdanie."),
+                                                (f"pl{n + 1:04d}", "Drugie nowe zdanie, z przecinkiem.")]
+    assert [s.voice for s in added] == [B.SPEAKERS[n % 5][0], B.SPEAKERS[(n + 1) % 5][0]]   # the round robin goes on
+    extra.write_text("Cena: 5 zł.\n", encoding="utf-8")
+    with pytest.raises(UnknownCharacterError, match="'5'"):
+        B.shipped_sources(extra_text=[extra])
+    with pytest.raises(B.UserCorpusError, match="extra text"):
+        B.corpus_sources(tmp_path, extra_text=[extra])
+
+
 def test_corrupt_and_empty_audio_raise(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00not really a wav")

@@ -37,12 +37,16 @@ def test_bootstrap_ci_brackets_the_pooled_rate():
     assert bootstrap_ci(edits, lens) == (lo, hi)                        # seeded
 
 
+MORE_TEXT = DEFAULT_TEXT.parent / "more_sentences_pl.txt"     # deviation 16's added training text
+
+
 def _words(s):
     return re.findall(r"[^\W\d_]+", s.lower())
 
 
-def test_unseen_sentences_share_no_word_trigram_with_the_training_text():
-    train = {tuple(w[i:i + 3]) for line in DEFAULT_TEXT.read_text("utf-8").splitlines()
+@pytest.mark.parametrize("text_file", [DEFAULT_TEXT, MORE_TEXT], ids=["shipped text", "deviation 16's more text"])
+def test_unseen_sentences_share_no_word_trigram_with_the_training_text(text_file):
+    train = {tuple(w[i:i + 3]) for line in text_file.read_text("utf-8").splitlines()
              for w in [_words(line)] for i in range(len(w) - 2)}
     unseen = [l for l in UNSEEN_TEXT.read_text("utf-8").splitlines() if l.strip()]
     assert len(unseen) >= 60 and len(set(unseen)) == len(unseen)

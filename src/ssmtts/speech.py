@@ -458,11 +458,14 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None, help="another peak learning rate; runs named <name>-lr<lr>")
     p.add_argument("--steps", type=int, default=None, help="a longer (or shorter) budget than the profile's; "
                    "runs named <name>-<steps>steps")
+    p.add_argument("--extra-text", action="append", default=[], type=Path, metavar="FILE",
+                   help="more training sentences (one per line) on top of the shipped text: another corpus (its own "
+                        "codec fit, judge and corpus hash), so give it its own --out")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     out = Path(a.out or ("results/smoke/speech" if a.profile == "smoke" else "results/speech"))
-    corpus = build_corpus(codec=a.codec)
+    corpus = build_corpus(codec=a.codec, extra_text=a.extra_text)
     judge = judge_for(corpus, a.profile)
     jobs = (ablation_jobs(a.profile) if a.what in ("ablation", "all") else []) + \
            (backbone_jobs(a.profile) if a.what in ("backbones", "all") else [])

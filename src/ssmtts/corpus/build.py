@@ -24,6 +24,7 @@ import json
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import soundfile as sf
@@ -205,11 +206,17 @@ def _read_sentences(text_file: Path) -> list[str]:
     return [l for l in lines if l]
 
 
-def shipped_sources(text_file: Path = DEFAULT_TEXT, unseen_file: Path | None = UNSEEN_TEXT) -> list[Source]:
+def shipped_sources(text_file: Path = DEFAULT_TEXT, unseen_file: Path | None = UNSEEN_TEXT,
+                    extra_text: Sequence[Path] = ()) -> list[Source]:
     """The shipped corpus: each training-text sentence in one voice (round robin), and each unseen
-    sentence in every voice (uids `un<sentence>-<voice index>`, split "unseen")."""
+    sentence in every voice (uids `un<sentence>-<voice index>`, split "unseen").
+
+    extra_text: more sentence files after the shipped text, numbered and voiced on from its last
+    sentence (so the shipped sentences keep their uids, voices and splits): a corpus with more text,
+    built beside the shipped one (its codec fit, codes and judge differ, and so does its corpus hash)."""
     out = []
-    for i, line in enumerate(_read_sentences(text_file)):
+    lines = [line for f in (text_file, *extra_text) for line in _read_sentences(f)]
+    for i, line in enumerate(lines):
         voice, rate = SPEAKERS[i % len(SPEAKERS)]
         out.append(Source(f"pl{i:04d}", line, voice, rate))
     if unseen_file is not None:
@@ -279,13 +286,17 @@ def user_build_dir(folder: Path) -> Path:
     return DEFAULT_BUILD.parent / "build-user" / f"{folder.resolve().name}-{_sha((folder / 'metadata.csv').read_bytes())[:8]}"
 
 
-def corpus_sources(user_corpus: str | Path | None = None) -> tuple[list[Source], Path]:
-    """(sources, build folder) of the shipped corpus, or of a user's folder (argument, else the CORPUS variable)."""
+def corpus_sources(user_corpus: str | Path | None = None, extra_text: Sequence[Path] = ()) -> tuple[list[Source], Path]:
+    """(sources, build folder) of the shipped corpus (with `extra_text` files, if any), or of a user's folder
+    (argument, else the CORPUS variable)."""
     from ..runtime import user_corpus_dir
     user_corpus = user_corpus or user_corpus_dir()
     if user_corpus:
+        if extra_text:
+            raise UserCorpusError("extra text adds synthesised sentences to the shipped corpus; a user's corpus "
+                                  "brings its own recordings (add them to its metadata.csv instead)")
         return user_sources(Path(user_corpus)), user_build_dir(Path(user_corpus))
-    return shipped_sources(), DEFAULT_BUILD
+    return shipped_sources(extra_text=extra_text), DEFAULT_BUILD
 
 
 def resolve_codec(name: str, train_wavs, build_dir: Path, weights_dir: str | None = None, seed: int = 0):
@@ -315,13 +326,14 @@ def resolve_codec(name: str, train_wavs, build_dir: Path, weights_dir: str | Non
 
 def build_corpus(sources: list[Source] | None = None, build_dir: Path | None = None,
                  codec: str = "auto", weights_dir: str | None = None, seed: int = 0,
-                 user_corpus: str | Path | None = None) -> Corpus:
+                 user_corpus: str | Path | None = None, extra_text: Sequence[Path] = ()) -> Corpus:
     """Synthesise (or read), align and tokenise every utterance, reusing whatever is cached.
 
-    sources None: the shipped corpus, or a user's LJSpeech-style folder (`user_corpus`, else the
-    CORPUS variable; see `corpus_sources`), each in its own build folder unless `build_dir` is given."""
+    sources None: the shipped corpus (with `extra_text` sentence files, if any), or a user's LJSpeech-style
+    folder (`user_corpus`, else the CORPUS variable; see `corpus_sources`), each in its own build folder
+    unless `build_dir` is given."""
     if sources is None:
-        sources, default_dir = corpus_sources(user_corpus)
+        sources, default_dir = corpus_sources(user_corpus, extra_text)
     else:
         default_dir = DEFAULT_BUILD
     build_dir = Path(build_dir or default_dir)
