@@ -55,6 +55,22 @@ def test_speech_run_writes_curves_sentences_summaries_and_resumes(corpus, smoke_
     assert meta["frames"] == 2 * 19 and len(wav) == meta["frames"] * 320   # BOS + 18 characters
 
 
+def test_each_seed_keeps_its_own_audio_and_the_examples_pair_it_with_its_own_transcript(corpus, smoke_judge, tmp_path):
+    from ssmtts.speech_figures import heard_examples
+    out, jobs = tmp_path / "speech", speech.backbone_jobs("smoke", ["mamba"])
+    speech.run_speech(jobs, corpus, smoke_judge, out, "smoke", seed=0, progress=False)
+    folder = out / "wavs" / jobs[0][1].name
+    seed0 = {p.name: p.read_bytes() for p in folder.glob("*.wav")}
+    speech.run_speech(jobs, corpus, smoke_judge, out, "smoke", seed=1, progress=False)
+    assert seed0 and {p.name: p.read_bytes() for p in folder.glob("*.wav")} == seed0   # seed 1 overwrote nothing
+    assert sorted(p.name for p in (out / "wavs" / f"{jobs[0][1].name}-s1").glob("*.wav")) == sorted(seed0)
+    sent = pd.read_csv(out / "sentences.csv")
+    sent = sent.assign(model=sent.config, transcript=sent.transcript.fillna("")).sort_values("seed", ascending=False)
+    ex = heard_examples(sent, out / "wavs", per_model=1).iloc[0]
+    row = sent[(sent.seed == 0) & (sent.uid == ex.uid) & (sent.durations == "predicted")].iloc[0]
+    assert ex.wav == str(folder / f"{ex.uid}.wav") and ex.heard == row.transcript
+
+
 def test_publish_speaker_retrains_a_run_whose_weights_are_missing(corpus, smoke_judge, tmp_path):
     """A fresh clone has the CSVs but no weights: the best run is retrained from its seed."""
     out = tmp_path / "speech"

@@ -219,6 +219,12 @@ def generation_suffix(generate_kw: dict | None) -> str:
     return "" if name == "whole" else f"-{name}"
 
 
+def wav_folder(config: str, seed: int = 0, generate_kw: dict | None = None) -> str:
+    """Where a run's kept audio goes under out/wavs/: `<config name>[-<generation>]`, with `-s<seed>` for seeds
+    other than 0, so that every seed keeps its own audio (seed 0's paths are those the report has always read)."""
+    return f"{config}{generation_suffix(generate_kw)}" + (f"-s{seed}" if seed else "")
+
+
 def speech_run_id(name: str, mc: ModelConfig, seed: int) -> str:
     """The row key of a speech run (the model's name, what ran, the seed)."""
     return f"{name}-{mc.name}-s{seed}"
@@ -232,7 +238,7 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
     Writes under out/: curve.csv (judge error vs step and training minutes), sentences.csv (one row per
     sentence x duration mode of the finished model), runs.csv (one summary row per duration mode, with
     the milestones), tf_curves.csv (the teacher-forced evaluations of run_training: secondary outcomes),
-    wavs/<config name>/<uid>.wav, models/<run_id>.pt (weights). `extra` columns (e.g. phase, label) go
+    wavs/<wav_folder>/<uid>.wav, models/<run_id>.pt (weights). `extra` columns (e.g. phase, label) go
     into every row; generate_kw go to `generate` (recorded as `generation`). Returns the run's summary rows.
     """
     out = Path(out)
@@ -274,7 +280,7 @@ def train_and_listen(name: str, mc: ModelConfig, tc: TrainConfig, corpus: Corpus
                   f"({row['train_minutes']:.1f} training min)")
     utts = eval_sentences(corpus, schedule.final_sentences)
     sent = measure(res["model"], corpus, judge, utts, refs, modes=schedule.final_modes,
-                   wav_dir=out / "wavs" / f"{mc.name}{generation_suffix(generate_kw)}" if keep_wavs else None,
+                   wav_dir=out / "wavs" / wav_folder(mc.name, seed, generate_kw) if keep_wavs else None,
                    n_wavs=schedule.n_wavs, generate_kw=generate_kw).assign(**meta)
     with locked(out):
         upsert_rows(out / "sentences.csv", sent)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .judge import PRIMARY_METRIC, pooled_rate, resample
-from .speech import DECODER_RECIPES, summarize_speech
+from .speech import DECODER_RECIPES, summarize_speech, wav_folder
 
 METRIC_NAME = {"per": "phoneme error rate (%)", "cer": "character error rate (%)"}
 
@@ -108,13 +108,15 @@ def choose_recipe(runs: pd.DataFrame, metric: str = PRIMARY_METRIC) -> tuple[str
 
 
 def heard_examples(sentences: pd.DataFrame, wav_dir, per_model: int = 2) -> pd.DataFrame:
-    """The sentences whose generated audio was kept, with what the judge heard, per model (predicted durations)."""
+    """The sentences whose generated audio was kept, with what the judge heard, per model (predicted durations):
+    each transcript beside the audio of the same seed's run (the lowest seed whose audio is there)."""
     from pathlib import Path
     s = sentences[sentences.durations == "predicted"]
+    s = s.sort_values("seed", kind="stable") if "seed" in s else s.assign(seed=0)
     rows = []
     for model, g in s.groupby("model", sort=False):
         for _, r in g.iterrows():
-            path = Path(wav_dir) / model / f"{r.uid}.wav"
+            path = Path(wav_dir) / wav_folder(model, int(r.seed)) / f"{r.uid}.wav"
             if path.is_file() and len([x for x in rows if x["model"] == model]) < per_model:
                 per = 100 * r.phoneme_edits / max(1, r.phoneme_len)
                 rows.append({"model": model, "uid": r.uid, "text": r.text, "heard": r.transcript,
