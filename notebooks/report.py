@@ -141,9 +141,10 @@ display(counts, standing)
 # why). Deviation 10, pre-registered before its runs, re-ran Phases 4 and 5 with `mamba_bidirectional` (Phase 4:
 # the text encoder only, its decoder carries a state) into `results/lookahead/`, and judges p4_acc, p4_50 and
 # p5_best again on the same outcomes, margins and families; deviation 13 did the same for Phase 3's 8
-# configurations (its claims join this table once all 24 runs are in; each row names its own deviation's commit).
-# These verdicts stand beside the tally above; they change none of its rows. Phase 5's `Emb96` arm is `L4_H768_E1.5 @ H96`, the configuration Phase 3 claims best
-# and Phase 2's pure arm.
+# configurations (24 runs), and deviations 12 and 15 added seeds 3-4 where 3 seeds left a claim inconclusive
+# (each claim is judged on the seeds its configurations share; each row names the commits its runs ran at).
+# These verdicts stand beside the tally above; they change none of its rows. Phase 5's `Emb96` arm is
+# `L4_H768_E1.5 @ H96`, the configuration Phase 3 claims best and Phase 2's pure arm.
 
 # %%
 lookahead_dir = Path(results_dir, preregistered.LOOKAHEAD_DIR)
