@@ -40,7 +40,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--extra-text", type=Path, required=True, help="the sentences added to the shipped text")
     p.add_argument("--model", action="append", required=True, metavar="TEXT=PATH",
-                   help="an exported model and its training text: 'shipped text' or 'shipped + more text'")
+                   help="an exported model and its training text: 'shipped text' or 'shipped + more text' (repeatable)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
@@ -48,8 +48,8 @@ def main(argv=None):
     texts = {"shipped text": [DEFAULT_TEXT], "shipped + more text": [DEFAULT_TEXT, a.extra_text]}
     corpora = {"shipped text": build_corpus(), "shipped + more text": build_corpus(extra_text=[a.extra_text])}
     judges = {name: judge_for(c, "cpu") for name, c in corpora.items()}
-    models = dict(m.split("=", 1) for m in a.model)
-    if not set(models) <= set(corpora):
+    models = [tuple(m.split("=", 1)) for m in a.model]          # (training text, exported model), seeds repeat a text
+    if not {text for text, _ in models} <= set(corpora):
         p.error(f"--model names its training text, one of {sorted(corpora)}")
     rows = []
     for judge_text, judge in judges.items():
@@ -59,7 +59,7 @@ def main(argv=None):
             if train_text != "shipped text":
                 heard = heard.query("model == 'codec round trip'")     # the same ground-truth audio: once
             rows.append(summarize_speech(heard, by=("model",)).assign(training_text=train_text, judge=judge_text))
-        for train_text, path in models.items():
+        for train_text, path in models:
             corpus = corpora[train_text]
             utts = eval_sentences(corpus)
             model = load_model(Path(path))

@@ -86,3 +86,17 @@ def test_train_bench_gives_an_older_tree_only_fields_it_knows_and_refuses_a_chan
     assert ModelConfig().mamba_bidirectional is False
     with pytest.raises(RuntimeError, match="mamba_bidirectional"):
         train_bench.check_dropped(Path("old"), {"model": {"mamba_bidirectional": True}})
+
+
+def test_more_text_counts_the_unseen_words_a_training_text_has(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from more_text import unseen_word_coverage
+    from ssmtts.corpus.build import DEFAULT_TEXT, UNSEEN_TEXT
+    itself = unseen_word_coverage([UNSEEN_TEXT])          # the unseen text as training text: every word is in it
+    assert itself["unseen_tokens_in_train"] == itself["unseen_types_in_train"] == 1.0
+    (tmp_path / "none.txt").write_text("Qqq xxx.\n", encoding="utf-8")
+    assert unseen_word_coverage([tmp_path / "none.txt"])["unseen_tokens_in_train"] == 0.0
+    shipped = unseen_word_coverage([DEFAULT_TEXT])
+    more = unseen_word_coverage([DEFAULT_TEXT, DEFAULT_TEXT.parent / "more_sentences_pl.txt"])
+    assert 0 < shipped["unseen_tokens_in_train"] < more["unseen_tokens_in_train"] < 1
+    assert shipped["train_word_types"] < more["train_word_types"]
