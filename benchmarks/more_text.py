@@ -10,6 +10,9 @@ The study's judge (trained on the shipped corpus) is the fixed yardstick; the ot
     python benchmarks/more_text.py --extra-text data/text/more_sentences_pl.txt \\
         --model "shipped text=results/speech/toward10/models/<run>.pt" \\
         --model "shipped + more text=results/speech/moretext/models/<run>.pt" --out results/speech/moretext/judged.csv
+
+Rows already in --out from an earlier call are kept (a later seed's model joins them); rows of the same
+(training text, judge, model, checkpoint) are replaced.
 """
 import argparse
 import re
@@ -19,9 +22,9 @@ import pandas as pd
 import torch
 
 from ssmtts.corpus.build import DEFAULT_TEXT, UNSEEN_TEXT, build_corpus
-from ssmtts.files import atomic_write_csv
 from ssmtts.judge import judge_for
 from ssmtts.speech import baselines, eval_sentences, load_model, measure, style_references, summarize_speech
+from ssmtts.train.results import git_commit, upsert_rows
 
 
 def words(files) -> list[str]:
@@ -75,8 +78,10 @@ def main(argv=None):
         out[col] = out.training_text.map({k: getattr(c, col) for k, c in corpora.items()})
     cover = pd.DataFrame([{"training_text": k, **unseen_word_coverage(f)} for k, f in texts.items()])
     out = out.merge(cover, on="training_text")
-    cols = ["training_text", "judge", "model", "n", "per", "per_lo", "per_hi", "cer", "cer_lo", "cer_hi"]
-    atomic_write_csv(out[cols + [c for c in out if c not in cols]], a.out)
+    out["git_commit"] = git_commit()
+    cols = ["training_text", "judge", "model", "checkpoint", "n", "per", "per_lo", "per_hi", "cer", "cer_lo", "cer_hi"]
+    # rows of earlier calls stay (another seed's model scored later joins the same file); the same rows are replaced
+    upsert_rows(a.out, out[cols + [c for c in out if c not in cols]], key=("training_text", "judge", "model", "checkpoint"))
 
 
 if __name__ == "__main__":
