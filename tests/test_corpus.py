@@ -57,11 +57,12 @@ def test_codes_in_range_and_every_codebook_diverse(corpus):
 
 
 def test_cached_codes_are_byte_identical_when_recomputed(corpus):
-    codec_path = next((corpus.build_dir / "codecs").glob("melkmeans-fit-*.pt"), None)
     if not corpus.codec_id.startswith("melkmeans"):
         pytest.skip("corpus made with EnCodec")
-    codec = MelKMeansCodec.load(codec_path)
-    assert codec.codec_id == corpus.codec_id
+    # the build folder may hold other corpora's fits too (e.g. one built with --extra-text): load the corpus's own
+    fits = [MelKMeansCodec.load(p) for p in sorted((corpus.build_dir / "codecs").glob("melkmeans-fit-*.pt"))]
+    codec = next((c for c in fits if c.codec_id == corpus.codec_id), None)
+    assert codec is not None, f"no fitted codec in {corpus.build_dir / 'codecs'} has the corpus's id {corpus.codec_id}"
     manifest = B.json.loads((corpus.build_dir / f"manifest-{corpus.codec_id}.json").read_text())
     for e in manifest["utterances"][:5]:
         wav = B.read_wav(corpus.build_dir / "audio" / f"{e['key']}.wav")
