@@ -237,3 +237,13 @@ def test_lookahead_by_seed_pairs_the_bidirectional_arm_with_phase1s_hybrid(tmp_p
     arm.to_csv(tmp_path / "speech" / "bidirectional" / "runs.csv", index=False)
     table = lookahead_by_seed(tmp_path)
     assert table["mean [95 % CI]"].iloc[2] == "-3.0 [-3.0, -3.0]"
+
+
+@pytest.mark.parametrize("module", ["ssmtts.speech", "ssmtts.corpus"])
+def test_extra_text_that_is_missing_or_unspeakable_is_a_clear_error(module, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Cena: 5 zł.\n", encoding="utf-8")
+    for path, says in ((tmp_path / "nowhere.txt", "no such file"), (bad, "'5'")):
+        args = ["--extra-text", str(path)] + (["--profile", "smoke"] if module == "ssmtts.speech" else [])
+        r = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300)
+        assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr, r.stderr[-500:]

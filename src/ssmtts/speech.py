@@ -449,7 +449,8 @@ def main(argv=None):
     """`python -m ssmtts.speech`: the decoder ablation and/or the speech run per backbone (resumable)."""
     import argparse
 
-    from .corpus.build import build_corpus
+    from .corpus.build import UserCorpusError, build_corpus
+    from .corpus.text import TextError
     from .judge import judge_for
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--profile", default="cpu")
@@ -471,7 +472,13 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     out = Path(a.out or ("results/smoke/speech" if a.profile == "smoke" else "results/speech"))
-    corpus = build_corpus(codec=a.codec, extra_text=a.extra_text)
+    missing = [str(f) for f in a.extra_text if not f.is_file()]
+    if missing:
+        p.error(f"--extra-text: no such file: {', '.join(missing)}")
+    try:
+        corpus = build_corpus(codec=a.codec, extra_text=a.extra_text)
+    except (UserCorpusError, TextError) as e:     # a sentence outside the vocabulary, a user's corpus with extra text
+        p.error(str(e))
     judge = judge_for(corpus, a.profile)
     jobs = (ablation_jobs(a.profile) if a.what in ("ablation", "all") else []) + \
            (backbone_jobs(a.profile) if a.what in ("backbones", "all") else [])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..runtime import current
 from .build import UserCorpusError, build_corpus, corpus_sources
+from .text import TextError
 
 
 def main():
@@ -20,9 +21,12 @@ def main():
     ap.add_argument("--build-dir", default=None, help="default: data/build (a user's corpus: data/build-user/<name>-<hash>)")
     a = ap.parse_args()
     t0 = time.time()
+    missing = [str(f) for f in a.extra_text if not f.is_file()]
+    if missing:
+        ap.error(f"--extra-text: no such file: {', '.join(missing)}")
     try:
         sources, build_dir = corpus_sources(a.user_corpus, a.extra_text)
-    except UserCorpusError as e:
+    except (UserCorpusError, TextError) as e:
         raise SystemExit(f"error: {e}")
     corpus = build_corpus(sources, a.build_dir or build_dir, a.codec, a.encodec_dir)
     print(f"codec {corpus.codec_id}, corpus hash {corpus.corpus_hash}, {time.time() - t0:.1f} s")
