@@ -472,12 +472,9 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     out = Path(a.out or ("results/smoke/speech" if a.profile == "smoke" else "results/speech"))
-    missing = [str(f) for f in a.extra_text if not f.is_file()]
-    if missing:
-        p.error(f"--extra-text: no such file: {', '.join(missing)}")
     try:
         corpus = build_corpus(codec=a.codec, extra_text=a.extra_text)
-    except (UserCorpusError, TextError) as e:     # a sentence outside the vocabulary, a user's corpus with extra text
+    except (UserCorpusError, TextError) as e:     # no such file, a sentence outside the vocabulary, a user's corpus
         p.error(str(e))
     judge = judge_for(corpus, a.profile)
     jobs = (ablation_jobs(a.profile) if a.what in ("ablation", "all") else []) + \

@@ -21,9 +21,6 @@ def main():
     ap.add_argument("--build-dir", default=None, help="default: data/build (a user's corpus: data/build-user/<name>-<hash>)")
     a = ap.parse_args()
     t0 = time.time()
-    missing = [str(f) for f in a.extra_text if not f.is_file()]
-    if missing:
-        ap.error(f"--extra-text: no such file: {', '.join(missing)}")
     try:
         sources, build_dir = corpus_sources(a.user_corpus, a.extra_text)
     except (UserCorpusError, TextError) as e:

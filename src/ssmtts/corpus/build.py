@@ -199,6 +199,8 @@ class Source:
 
 
 def _read_sentences(text_file: Path) -> list[str]:
+    if not Path(text_file).is_file():
+        raise textlib.TextError(f"no such file: {text_file} (a text file holds one sentence per line)")
     lines = [textlib.normalize(l) for l in Path(text_file).read_text("utf-8").splitlines()]
     for line in lines:
         if line:
