@@ -49,7 +49,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     texts = {"shipped text": [DEFAULT_TEXT], "shipped + more text": [DEFAULT_TEXT, a.extra_text]}
-    corpora = {"shipped text": build_corpus(), "shipped + more text": build_corpus(extra_text=[a.extra_text])}
+    corpora = {name: build_corpus(extra_text=files[1:]) for name, files in texts.items()}    # files[0]: the shipped text
     judges = {name: judge_for(c, "cpu") for name, c in corpora.items()}
     models = [tuple(m.split("=", 1)) for m in a.model]          # (training text, exported model), seeds repeat a text
     if not {text for text, _ in models} <= set(corpora):
