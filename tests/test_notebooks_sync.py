@@ -38,15 +38,18 @@ def test_executed_notebooks_lose_what_changes_on_every_run(tmp_path):
           "cells": [{"id": "8a4abd84", "metadata": {"tags": ["injected-parameters"], "papermill": {"duration": 1.0},
                                                      "execution": {"iopub.status.idle": "t"}}, "outputs": []},
                     {"id": "c01", "metadata": {}, "outputs": [
-                        {"data": {"text/html": ["<table>"], "text/plain": ["<pandas.io.formats.style.Styler at 0x7f83>"]}}]}]}
+                        {"data": {"text/html": ["<table>"], "text/plain": ["<pandas.io.formats.style.Styler at 0x7f83>"]}},
+                        {"output_type": "stream", "name": "stderr",
+                         "text": ["/home/me/clone/.venv/lib/tqdm/auto.py:21: TqdmWarning\n", "/other/x.py\n"]}]}]}
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(nb))
-    strip_run_metadata(path)
+    strip_run_metadata(path, root=Path("/home/me/clone"))
     out = json.loads(path.read_text())
     assert out["metadata"]["papermill"] == {"parameters": {"a": 1}}
     assert out["cells"][0]["id"] == "injected-parameters" and "execution" not in out["cells"][0]["metadata"]
     assert out["cells"][0]["metadata"]["papermill"] == {}
     assert out["cells"][1]["outputs"][0]["data"]["text/plain"] == ["<pandas.io.formats.style.Styler>"]
+    assert out["cells"][1]["outputs"][1]["text"] == [".venv/lib/tqdm/auto.py:21: TqdmWarning\n", "/other/x.py\n"]
     first = path.read_bytes()
-    strip_run_metadata(path)
+    strip_run_metadata(path, root=Path("/home/me/clone"))
     assert path.read_bytes() == first

@@ -31,16 +31,21 @@ def atomic_write_csv(df, path: Path) -> None:
     atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
 
 
-def strip_run_metadata(path: Path) -> None:
-    """Drop what changes on every execution of a notebook (papermill's and Jupyter's timestamps and durations),
-    so that re-executing it from the same CSVs rewrites the same bytes."""
+def strip_run_metadata(path: Path, root: Path | None = None) -> None:
+    """Drop what changes on every execution of a notebook (papermill's and Jupyter's timestamps and durations,
+    and the checkout's absolute path in printed warnings: `root`, default the working directory, becomes relative),
+    so that re-executing it from the same CSVs rewrites the same bytes, in any clone."""
     import json
+    import os
+    prefix = f"{root or os.getcwd()}/"
     nb = json.loads(Path(path).read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             cell["id"] = "injected-parameters"       # papermill gives it a random id on every run
         cell.get("metadata", {}).pop("execution", None)
         for out in cell.get("outputs", []):       # a Styler's plain-text form is its memory address
+            if out.get("output_type") == "stream":
+                out["text"] = [line.replace(prefix, "") for line in out.get("text", [])]
             plain = out.get("data", {}).get("text/plain")
             if plain and "".join(plain).startswith("<pandas.io.formats.style.Styler at 0x"):
                 out["data"]["text/plain"] = ["<pandas.io.formats.style.Styler>"]
